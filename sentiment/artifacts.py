@@ -1,0 +1,57 @@
+"""Writing run artefacts safely: atomic files and the provenance every run records."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temp file beside it, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python and the libraries a result depends on."""
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow as tf
+
+    versions = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+    try:
+        import tensorflow_datasets as tfds
+
+        versions["tensorflow-datasets"] = tfds.__version__
+    except ImportError:  # only needed for the TFDS source
+        pass
+    return versions

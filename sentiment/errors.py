@@ -1,0 +1,17 @@
+"""Errors a user can cause and fix: entry points print them as one line, no traceback."""
+
+
+class SentimentError(Exception):
+    """Base class for user-facing errors: bad input, config, data or model."""
+
+
+class ConfigError(SentimentError):
+    """A setting is invalid (unknown model, impossible value)."""
+
+
+class DataError(SentimentError):
+    """A data source is missing, unreadable, malformed or too small."""
+
+
+class ModelError(SentimentError):
+    """A saved model or run directory is missing or corrupt."""

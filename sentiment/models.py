@@ -1,0 +1,153 @@
+"""Model registry: Embedding → recurrent layer → dropout → Dense sigmoid.
+
+The models differ only in their recurrent layer, so the registry maps a name to
+a factory for that layer and one builder assembles the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from sentiment.config import Config
+from sentiment.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RecurrentFactory = Callable[[Config, str], keras.layers.Layer]
+
+
+def _simple_rnn(config: Config, dtype: str) -> keras.layers.Layer:
+    return keras.layers.SimpleRNN(config.units, dtype=dtype, name="recurrent")
+
+
+def _lstm(config: Config, dtype: str) -> keras.layers.Layer:
+    # Defaults (tanh/sigmoid, bias, no recurrent dropout, no unroll) keep the cuDNN kernel.
+    return keras.layers.LSTM(config.units, dtype=dtype, name="recurrent")
+
+
+def _gru(config: Config, dtype: str) -> keras.layers.Layer:
+    # reset_after=True (the default) is what cuDNN implements.
+    return keras.layers.GRU(config.units, dtype=dtype, name="recurrent")
+
+
+def _bilstm(config: Config, dtype: str) -> keras.layers.Layer:
+    return keras.layers.Bidirectional(keras.layers.LSTM(config.units, dtype=dtype), dtype=dtype, name="recurrent")
+
+
+REGISTRY: dict[str, RecurrentFactory] = {
+    "simple_rnn": _simple_rnn,
+    "lstm": _lstm,
+    "gru": _gru,
+    "bilstm": _bilstm,
+}
+
+
+def gpu_available() -> bool:
+    """Return True when TensorFlow sees at least one GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def compute_dtype(config: Config) -> str:
+    """Return the layer dtype policy: mixed_float16 only when asked for and a GPU is present."""
+    if config.mixed_precision and gpu_available():
+        return "mixed_float16"
+    if config.mixed_precision:
+        log.info("mixed precision asked for but no GPU found: training in float32")
+    return "float32"
+
+
+def build_model(config: Config) -> keras.Model:
+    """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1]."""
+    if config.model not in REGISTRY:
+        raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(REGISTRY)}")
+    dtype = compute_dtype(config)
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
+    x = REGISTRY[config.model](config, dtype)(x)
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    # The output stays float32 under mixed precision so the sigmoid and loss are stable.
+    probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+    return keras.Model(token_ids, probability, name=config.model)
+
+
+def compile_model(model: keras.Model, config: Config) -> keras.Model:
+    """Compile with Adam (clipped), binary cross-entropy and accuracy/AUC metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class TruncateTokens(keras.layers.Layer):
+    """Keep the first ``max_len`` token ids of each row: int [batch, time] → int [batch, min(time, max_len)]."""
+
+    def __init__(self, max_len: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_len = max_len
+
+    def call(self, token_ids):
+        return token_ids[:, : self.max_len]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_len": self.max_len}
+
+
+def build_end_to_end(classifier: keras.Model, vectorizer: keras.layers.TextVectorization, max_len: int) -> keras.Model:
+    """Wrap ``classifier`` so it takes raw reviews: string [batch] → P(positive) float32 [batch, 1].
+
+    ``vectorizer`` must be dense (not ragged): it pads each batch to its longest review.
+    """
+    text = keras.Input(shape=(), dtype="string", name="text")
+    token_ids = TruncateTokens(max_len, name="truncate")(vectorizer(text))
+    return keras.Model(text, classifier(token_ids), name=f"{classifier.name}_end_to_end")
+
+
+def recurrent_cells(model: keras.Model) -> list[keras.layers.Layer]:
+    """Return the LSTM/GRU layers inside ``model``, unwrapping Bidirectional."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)):
+            found.append(layer)
+    return found
+
+
+def cudnn_eligible(layer: keras.layers.Layer) -> bool:
+    """Return True if an LSTM/GRU layer's arguments allow the cuDNN kernel (Keras' own criteria)."""
+    if not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+        return False
+    cell = layer.cell
+    eligible = (
+        cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and cell.recurrent_dropout == 0
+        and not layer.unroll
+        and cell.use_bias
+        and layer.use_cudnn in ("auto", True)
+    )
+    if isinstance(layer, keras.layers.GRU):
+        eligible = eligible and cell.reset_after
+    return bool(eligible)
+
+
+def describe_kernel(model: keras.Model) -> str:
+    """Say which recurrent kernel training will use on this machine, for the start-up log."""
+    cells = recurrent_cells(model)
+    if not any(isinstance(c, (keras.layers.LSTM, keras.layers.GRU)) for c in cells):
+        return "SimpleRNN: generic kernel (cuDNN has no SimpleRNN path in Keras)"
+    if not all(cudnn_eligible(c) for c in cells):
+        return "generic kernel: the recurrent layer's arguments are not cuDNN-eligible"
+    if gpu_available():
+        return "cuDNN kernel (GPU present, arguments eligible, masks right-padded)"
+    return "CPU kernel (no GPU; arguments are cuDNN-eligible, so a GPU would use cuDNN)"

@@ -1,0 +1,149 @@
+"""Fitting a compiled model: determinism, callbacks, resume after interruption, timing."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sentiment.config import Config
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.csv"
+CHECKPOINT_FILE = "checkpoints/best.keras"
+BACKUP_DIR = "backup"
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a (possibly resumed) training run did, across all its sessions."""
+
+    history: list[dict[str, float]]  # one row per finished epoch, from history.csv
+    initial_epoch: int  # epochs already done when this session started
+    best_epoch: int  # 0-based epoch with the lowest validation loss
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (same run, same numbers on CPU)."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def log_devices() -> None:
+    """Log the devices TensorFlow sees."""
+    devices = tf.config.list_physical_devices()
+    log.info("devices: %s", ", ".join(f"{d.device_type}:{d.name.split(':')[-1]}" for d in devices))
+    if not tf.config.list_physical_devices("GPU"):
+        log.info("no GPU found: training on CPU")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``train_seconds`` (fit only) and ``epoch_seconds`` (with validation) to each epoch's logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "_train_end", 0) is None:  # only the validation pass inside fit
+            self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if logs is not None:
+            logs["train_seconds"] = (self._train_end or now) - self._start
+            logs["epoch_seconds"] = now - self._start
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that, on resume, takes up its best loss, patience count and best weights again."""
+
+    def __init__(self, previous_losses: list[float], best_checkpoint: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.previous_losses = previous_losses
+        self.best_checkpoint = best_checkpoint
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.previous_losses:
+            return
+        best = int(np.argmin(self.previous_losses))
+        self.best, self.best_epoch = self.previous_losses[best], best
+        self.wait = len(self.previous_losses) - 1 - best
+        if self.restore_best_weights and self.best_checkpoint.exists():
+            self.best_weights = keras.saving.load_model(self.best_checkpoint, compile=False).get_weights()
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """Return the finished epochs recorded in ``history.csv`` (empty if none)."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def epochs_backed_up(run_dir: Path) -> int:
+    """Return how many epochs the BackupAndRestore state holds (0 if none)."""
+    meta = run_dir / BACKUP_DIR / "training_metadata.json"
+    return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+
+
+def trim_history(run_dir: Path, epochs: int) -> None:
+    """Keep the first ``epochs`` rows of history.csv: a kill between writing it and the backup leaves extras."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) - 1 > epochs:
+        path.write_text("".join(lines[: epochs + 1]))
+
+
+def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.callbacks.Callback]:
+    """Return the training callbacks; order matters: timing first, backup before logging."""
+    previous = [row["val_loss"] for row in read_history(run_dir) if "val_loss" in row]
+    checkpoint = run_dir / CHECKPOINT_FILE
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    return [
+        EpochTimer(),
+        keras.callbacks.TerminateOnNaN(),
+        ResumableEarlyStopping(
+            previous, checkpoint, monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=int(verbose > 0)
+        ),
+        keras.callbacks.ModelCheckpoint(
+            checkpoint, monitor="val_loss", save_best_only=True, initial_value_threshold=min(previous, default=None)
+        ),
+        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable.
+        keras.callbacks.BackupAndRestore(run_dir / BACKUP_DIR, double_checkpoint=True),
+        keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=True),
+        keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False),
+    ]
+
+
+def fit(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    config: Config,
+    run_dir: Path,
+    verbose: int = 2,
+    extra_callbacks: list[keras.callbacks.Callback] | None = None,
+) -> FitResult:
+    """Train ``model`` until early stopping or ``config.epochs``, resuming from ``run_dir`` if a backup exists."""
+    done = epochs_backed_up(run_dir)
+    trim_history(run_dir, done)
+    if done:
+        log.info("resuming %s after %d finished epoch(s)", run_dir, done)
+    callbacks = make_callbacks(run_dir, config, verbose) + list(extra_callbacks or [])
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = read_history(run_dir)
+    losses = [row.get("val_loss", np.inf) for row in history]
+    return FitResult(history=history, initial_epoch=done, best_epoch=int(np.argmin(losses)) if losses else 0)
