@@ -31,6 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> int:
     args = parse_args(sys.argv[1:])
     cli.setup_logging()
+    cli.start_tensorflow_quietly()
     from sentiment import experiment
     from sentiment.config import make_config
 

@@ -9,6 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# A run directory (see sentiment.experiment) ...
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"
+VOCAB_FILE = "vocabulary.txt"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+# ... and an exported SavedModel version directory (see sentiment.export).
+SIGNATURE = "serving_default"
+METADATA_FILE = "assets.extra/metadata.json"
+
 
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a temp file beside it, then a rename."""

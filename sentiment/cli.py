@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 from sentiment.config import Config, config_fields
 from sentiment.errors import SentimentError
@@ -53,3 +54,33 @@ def main_guard(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def progress_bar(total: int, enabled: bool):
+    """Return a tqdm progress bar on stderr (a silent one when not ``enabled``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="review", file=sys.stderr, disable=not enabled)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe devices with C++ notices silenced (they ignore TF_CPP_MIN_LOG_LEVEL)."""
+    with native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send fd 2 to /dev/null for the block; Python exceptions are printed after it, once fd 2 is back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)

@@ -44,6 +44,8 @@ class Config:
     max_len: int = _field(500, "reviews are truncated to this many tokens")
     embedding_dim: int = _field(128, "width of the learned word vectors")
     units: int = _field(128, "width of the recurrent layer (per direction for bilstm)")
+    readout: str = _field("last", "what the classifier reads: last (final state) or mean (masked average of all states)")
+    embedding_dropout: float = _field(0.2, "drops whole word vectors (SpatialDropout1D) against overfitting")
     dropout: float = _field(0.3, "dropout after the recurrent layer (not recurrent dropout: keeps cuDNN)")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")

@@ -23,15 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment import artifacts, evaluation, input_pipeline, models, training
+from sentiment.artifacts import CONFIG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, VOCAB_FILE
 from sentiment.config import Config
 from sentiment.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocabulary.txt"
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
 
 
 def default_run_dir(config: Config, root: str | Path = "runs") -> Path:
@@ -53,7 +49,7 @@ def prepare_run_dir(run_dir: Path, config: Config, argv: list[str] | None) -> No
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(saved, config.to_dict())
     artifacts.write_json(
-        run_dir / "run.json",
+        run_dir / RUN_FILE,
         {
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "argv": argv or [],

@@ -107,15 +107,20 @@ def load_tfds(val_fraction: float) -> Splits:
     """Load TFDS ``imdb_reviews``: a deterministic slice of train for validation, test for test."""
     import tensorflow_datasets as tfds  # imported here: only this source needs it
 
-    cut = int(round((1.0 - val_fraction) * 100))
-    if not 0 < cut < 100:
-        raise DataError(f"val_fraction {val_fraction} leaves no training or no validation data")
     try:
-        parts = tfds.load(TFDS_NAME, split=[f"train[:{cut}%]", f"train[{cut}%:]", "test"], as_supervised=True)
+        parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True)
     except Exception as e:  # download, checksum and I/O failures all look different
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line}); pass a CSV or aclImdb path with --data") from e
     return Splits(*(_split_from_pairs(tfds.as_numpy(part)) for part in parts))
+
+
+def tfds_split_names(val_fraction: float) -> list[str]:
+    """Return TFDS split strings for train, validation (a deterministic tail slice of train) and test."""
+    cut = int(round((1.0 - val_fraction) * 100))
+    if not 0 < cut < 100:
+        raise DataError(f"val_fraction {val_fraction} leaves no training or no validation data")
+    return [f"train[:{cut}%]", f"train[{cut}%:]", "test"]
 
 
 def load_csv(path: Path, val_fraction: float, test_fraction: float, seed: int) -> Splits:

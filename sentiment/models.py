@@ -7,35 +7,41 @@ a factory for that layer and one builder assembles the rest.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from sentiment.config import Config
-from sentiment.errors import ConfigError
+from sentiment.errors import ConfigError, ModelError
+from sentiment.input_pipeline import standardize  # noqa: F401  (registers it for loading saved models)
 
 log = logging.getLogger(__name__)
 
 RecurrentFactory = Callable[[Config, str], keras.layers.Layer]
 
 
+READOUTS = ("last", "mean")
+
+
 def _simple_rnn(config: Config, dtype: str) -> keras.layers.Layer:
-    return keras.layers.SimpleRNN(config.units, dtype=dtype, name="recurrent")
+    return keras.layers.SimpleRNN(config.units, return_sequences=config.readout != "last", dtype=dtype, name="recurrent")
 
 
 def _lstm(config: Config, dtype: str) -> keras.layers.Layer:
     # Defaults (tanh/sigmoid, bias, no recurrent dropout, no unroll) keep the cuDNN kernel.
-    return keras.layers.LSTM(config.units, dtype=dtype, name="recurrent")
+    return keras.layers.LSTM(config.units, return_sequences=config.readout != "last", dtype=dtype, name="recurrent")
 
 
 def _gru(config: Config, dtype: str) -> keras.layers.Layer:
     # reset_after=True (the default) is what cuDNN implements.
-    return keras.layers.GRU(config.units, dtype=dtype, name="recurrent")
+    return keras.layers.GRU(config.units, return_sequences=config.readout != "last", dtype=dtype, name="recurrent")
 
 
 def _bilstm(config: Config, dtype: str) -> keras.layers.Layer:
-    return keras.layers.Bidirectional(keras.layers.LSTM(config.units, dtype=dtype), dtype=dtype, name="recurrent")
+    lstm = keras.layers.LSTM(config.units, return_sequences=config.readout != "last", dtype=dtype)
+    return keras.layers.Bidirectional(lstm, dtype=dtype, name="recurrent")
 
 
 REGISTRY: dict[str, RecurrentFactory] = {
@@ -64,10 +70,16 @@ def build_model(config: Config) -> keras.Model:
     """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1]."""
     if config.model not in REGISTRY:
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(REGISTRY)}")
+    if config.readout not in READOUTS:
+        raise ConfigError(f"unknown readout {config.readout!r}; choose one of {', '.join(READOUTS)}")
     dtype = compute_dtype(config)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
+    # Dropping whole word vectors (not single features) regularizes the large embedding table.
+    x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     x = REGISTRY[config.model](config, dtype)(x)
+    if config.readout == "mean":  # average over real (unmasked) steps only
+        x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     # The output stays float32 under mixed precision so the sigmoid and loss are stable.
     probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
@@ -151,3 +163,12 @@ def describe_kernel(model: keras.Model) -> str:
     if gpu_available():
         return "cuDNN kernel (GPU present, arguments eligible, masks right-padded)"
     return "CPU kernel (no GPU; arguments are cuDNN-eligible, so a GPU would use cuDNN)"
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` model saved by this project, or raise a one-line ModelError."""
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ModelError(f"cannot load model {path}: {first}") from e

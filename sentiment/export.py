@@ -1,0 +1,101 @@
+"""SavedModel export in TensorFlow Serving's layout: ``<root>/<model_name>/<version>/``.
+
+The ``serving_default`` signature takes raw reviews (1-D ``tf.string`` named
+``text``) and returns ``probability`` (float32 P(positive)) and ``label``
+(``positive``/``negative``); standardization and vectorization run in the graph.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from sentiment import artifacts, models
+from sentiment.artifacts import CONFIG_FILE, METADATA_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, SIGNATURE
+from sentiment.config import Config
+from sentiment.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+LABELS = ("negative", "positive")
+
+
+def next_version(model_root: Path) -> int:
+    """Return one more than the highest integer version under ``model_root`` (1 if none)."""
+    versions = [int(p.name) for p in model_root.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def make_serving_fn(model: keras.Model) -> tf.types.experimental.GenericFunction:
+    """Wrap an end-to-end model as a tf.function: text string [n] → probability float32 [n], label string [n]."""
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="text")])
+    def serve(text):
+        probability = tf.reshape(tf.cast(model(text, training=False), tf.float32), [-1])
+        label = tf.where(probability >= 0.5, LABELS[1], LABELS[0])
+        return {"probability": probability, "label": label}
+
+    return serve
+
+
+def write_savedmodel(model: keras.Model, path: Path) -> None:
+    """Write ``model`` as a SavedModel with the named ``serving_default`` signature."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # ExportArchive (not model.export) so inputs/outputs keep their names: keras-team/keras#19458.
+    archive.add_endpoint(SIGNATURE, make_serving_fn(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def export_model(model: keras.Model, config: Config, model_root: Path, metadata: dict | None = None) -> Path:
+    """Export atomically as the next version under ``model_root``; return the version directory."""
+    model_root.mkdir(parents=True, exist_ok=True)
+    tmp = model_root / f".tmp-{uuid.uuid4().hex}"  # hidden: servers only load integer dirs
+    try:
+        write_savedmodel(model, tmp)
+        artifacts.write_json(
+            tmp / METADATA_FILE,
+            {
+                "config": config.to_dict(),
+                "vocab_size": config.vocab_size,
+                "max_len": config.max_len,
+                "exported": dt.datetime.now().isoformat(timespec="seconds"),
+                "versions": artifacts.library_versions(),
+                **(metadata or {}),
+            },
+        )
+        while True:  # another exporter may take a version between our check and the rename
+            target = model_root / str(next_version(model_root))
+            try:
+                os.rename(tmp, target)
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s", target)
+    return target
+
+
+def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", name: str | None = None) -> Path:
+    """Export a finished run's end-to-end model to ``<export_root>/<name or model>/<next version>/``."""
+    run_dir = Path(run_dir)
+    model_file, config_file = run_dir / MODEL_FILE, run_dir / CONFIG_FILE
+    if not model_file.exists() or not config_file.exists():
+        raise ModelError(f"{run_dir} is not a finished run (no {MODEL_FILE} or {CONFIG_FILE})")
+    config = Config.load(config_file)
+    model = models.load_model(model_file)
+    metrics_file, run_file = run_dir / METRICS_FILE, run_dir / RUN_FILE
+    metrics = artifacts.read_json(metrics_file) if metrics_file.exists() else {}
+    run_info = artifacts.read_json(run_file) if run_file.exists() else {}
+    metadata = {"run_dir": str(run_dir), "command": run_info.get("argv"), "metrics": metrics}
+    return export_model(model, config, Path(export_root) / (name or config.model), metadata)

@@ -1,0 +1,165 @@
+"""Classifying reviews with an exported SavedModel (no Keras model code or flags needed)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from sentiment.artifacts import METADATA_FILE, SIGNATURE
+from sentiment.errors import ModelError, SentimentError
+
+log = logging.getLogger(__name__)
+
+# The model reads only its first max_len tokens; capping characters keeps a
+# pathological input (a 1 MB "review") from costing seconds of tokenization.
+MAX_REVIEW_CHARS = 100_000
+
+
+@dataclasses.dataclass
+class Review:
+    """One input review, where it came from (for messages), and why it was rejected, if it was."""
+
+    source: str  # e.g. "argument 2" or "line 17"
+    text: str
+    problem: str | None = None
+
+
+@dataclasses.dataclass
+class Prediction:
+    """A classified review."""
+
+    source: str
+    text: str
+    label: str
+    probability: float  # P(positive)
+
+
+class Predictor:
+    """A loaded SavedModel's ``serving_default`` signature and its metadata."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            loaded = tf.saved_model.load(str(path))
+            self._fn = loaded.signatures[SIGNATURE]
+        except (OSError, KeyError, ValueError, tf.errors.OpError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"cannot load model {path}: {first}") from e
+        self._loaded = loaded  # keeps the signature's variables alive
+        meta = path / METADATA_FILE
+        self.metadata = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Return P(positive) float32 [n] for raw review strings."""
+        out = self._fn(text=tf.constant(texts, dtype=tf.string))
+        return out["probability"].numpy().astype(np.float32)
+
+
+def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
+    """Turn a SavedModel dir, a model dir of versions, or a name under ``root`` into a version dir."""
+    path = Path(spec)
+    if not path.exists():
+        path = Path(root) / spec
+        if not path.exists():
+            names = sorted(p.name for p in Path(root).glob("*") if p.is_dir()) if Path(root).is_dir() else []
+            raise ModelError(f"no model {spec!r}: not a directory, nor a name under {root}/ (available: {', '.join(names) or 'none'})")
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = sorted((p for p in path.glob("*") if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    if not versions:
+        raise ModelError(f"{path} is neither a SavedModel (no saved_model.pb) nor a folder of numbered versions")
+    if not (versions[-1] / "saved_model.pb").exists():
+        raise ModelError(f"{versions[-1]} is not a SavedModel (no saved_model.pb)")
+    return versions[-1]
+
+
+def check_review(review: Review) -> Review:
+    """Mark empty reviews as rejected and cap very long ones, with a message for the user."""
+    if not review.text.strip():
+        review.problem = "empty review"
+    elif len(review.text) > MAX_REVIEW_CHARS:
+        log.warning(
+            "%s: %d characters; only the first %d are read", review.source, len(review.text), MAX_REVIEW_CHARS
+        )
+        review.text = review.text[:MAX_REVIEW_CHARS]
+    return review
+
+
+def read_lines(data: bytes, source: str = "line") -> Iterator[Review]:
+    """Split file bytes into one review per non-blank line; invalid UTF-8 lines are marked, not fatal."""
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield Review(f"{source} {number}", "", problem=f"not valid UTF-8 (byte {e.start})")
+            continue
+        if text.strip():
+            yield Review(f"{source} {number}", text)
+
+
+def label_for(probability: float, threshold: float) -> str:
+    """Return ``positive`` when ``probability >= threshold``, else ``negative``."""
+    return "positive" if probability >= threshold else "negative"
+
+
+def classify(
+    predictor: Predictor,
+    reviews: Iterable[Review],
+    threshold: float = 0.5,
+    batch_size: int = 128,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[list[Prediction], list[Review]]:
+    """Classify valid reviews in batches; return the predictions and the rejected reviews."""
+    if not 0.0 <= threshold <= 1.0:
+        raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")
+    checked = [check_review(r) if r.problem is None else r for r in reviews]
+    valid = [r for r in checked if r.problem is None]
+    predictions = []
+    for start in range(0, len(valid), batch_size):
+        batch = valid[start : start + batch_size]
+        probs = predictor.probabilities([r.text for r in batch])
+        predictions += [Prediction(r.source, r.text, label_for(float(p), threshold), float(p)) for r, p in zip(batch, probs)]
+        if on_batch:
+            on_batch(len(batch))
+    return predictions, [r for r in checked if r.problem is not None]
+
+
+def gather_reviews(arguments: list[str], file: str | None, stdin: BinaryIO) -> list[Review]:
+    """Collect reviews from command-line arguments, a file (one per line) and ``-`` for stdin."""
+    reviews = [Review(f"argument {i}", text) for i, text in enumerate(arguments, start=1) if text != "-"]
+    if "-" in arguments:
+        reviews += read_lines(stdin.read(), "stdin line")
+    if file:
+        try:
+            data = Path(file).read_bytes()
+        except OSError as e:
+            raise SentimentError(f"cannot read {file}: {e.strerror or e}") from e
+        reviews += read_lines(data, f"{file} line")
+    if not reviews:
+        raise SentimentError("no reviews given: pass them as arguments, with --file, or '-' for stdin")
+    return reviews
+
+
+def format_predictions(predictions: list[Prediction], fmt: str = "text") -> Iterator[str]:
+    """Render predictions as ``text`` (label, probability, review), JSON lines or CSV."""
+    if fmt == "json":
+        for p in predictions:
+            yield json.dumps({"text": p.text, "label": p.label, "probability": round(p.probability, 6)}, ensure_ascii=False)
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["text", "label", "probability"])
+        writer.writerows([p.text, p.label, f"{p.probability:.6f}"] for p in predictions)
+        yield buf.getvalue().rstrip("\n")  # one block: quoted fields may hold newlines
+    else:
+        for p in predictions:
+            preview = p.text if len(p.text) <= 70 else p.text[:67] + "..."
+            yield f"{p.label:<8} {p.probability:.3f}  {preview}"

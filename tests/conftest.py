@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny generated IMDB-like data in every supported layout. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from sentiment.config import make_config
+
+POSITIVE = ["great", "wonderful", "excellent", "loved", "superb", "brilliant"]
+NEGATIVE = ["awful", "terrible", "boring", "worst", "dull", "waste"]
+FILLER = ["the", "movie", "film", "plot", "actor", "was", "and", "a", "scene", "story", "it", "this"]
+
+
+def make_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    """Return ``n`` (review, label) pairs whose sentiment words decide the label; some carry <br /> tags."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = int(i % 2)
+        words = list(rng.choice(FILLER, size=int(rng.integers(5, 40))))
+        for _ in range(2):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(POSITIVE if label else NEGATIVE)))
+        text = " ".join(words).capitalize() + "."
+        if i % 5 == 0:
+            text = text.replace(" the ", " the<br /><br />", 1)
+        rows.append((text, label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, object]], header: tuple[str, str] = ("text", "label")) -> Path:
+    """Write rows as a CSV (gzipped when the name ends in .gz)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    data = buf.getvalue().encode("utf-8")
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+def write_aclimdb(root: Path, n_train: int = 40, n_test: int = 20) -> Path:
+    """Write a miniature Stanford aclImdb tree (with an unsup folder that must be ignored)."""
+    base = root / "aclImdb"
+    for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        for i, (text, label) in enumerate(make_reviews(n, seed)):
+            folder = base / split / ("pos" if label else "neg")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}_{7 if label else 2}.txt").write_text(text, encoding="utf-8")
+    unsup = base / "train" / "unsup"
+    unsup.mkdir(parents=True, exist_ok=True)
+    (unsup / "0_0.txt").write_text("unlabelled review", encoding="utf-8")
+    return base
+
+
+@pytest.fixture
+def csv_path(tmp_path: Path) -> Path:
+    """A gzipped CSV of 200 generated reviews with neg/pos labels."""
+    rows = [(text, "pos" if label else "neg") for text, label in make_reviews(200)]
+    return write_csv(tmp_path / "reviews.csv.gz", rows)
+
+
+@pytest.fixture
+def aclimdb_dir(tmp_path: Path) -> Path:
+    """An extracted miniature aclImdb folder."""
+    return write_aclimdb(tmp_path)
+
+
+@pytest.fixture
+def aclimdb_tar(tmp_path: Path) -> Path:
+    """A miniature ``aclImdb_v1.tar.gz``."""
+    base = write_aclimdb(tmp_path / "src")
+    tar_path = tmp_path / "aclImdb_v1.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(base, arcname="aclImdb")
+    return tar_path
+
+
+@pytest.fixture
+def tiny_config(csv_path: Path):
+    """Return a factory of configs for tiny, seconds-long training runs on ``csv_path``."""
+
+    def make(model: str = "lstm", **overrides):
+        settings = dict(
+            data=str(csv_path), vocab_size=64, max_len=48, embedding_dim=8, units=8,
+            batch_size=16, epochs=2, patience=2, val_fraction=0.2, test_fraction=0.2,
+        )
+        settings.update(overrides)
+        return make_config(model, **settings)
+
+    return make

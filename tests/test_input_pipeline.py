@@ -1,0 +1,163 @@
+"""Data sources, cleaning, errors and the tf.data pipeline, on tiny generated data."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_reviews, write_csv
+from sentiment import input_pipeline as ip
+from sentiment.errors import DataError
+
+
+def clean(text: str) -> str:
+    return ip.standardize(tf.constant([text])).numpy()[0].decode()
+
+
+def test_standardize_strips_markup_and_punctuation():
+    assert clean('A <br /><br />GREAT film, "really"!') == "a great film really !"
+    assert clean("Don't   miss it?<br/>") == "don't miss it ?"
+    assert clean("<br /> ... <br />") == ""
+
+
+def test_csv_split_is_seeded_and_disjoint(csv_path, tiny_config):
+    config = tiny_config()
+    a, b = ip.load_splits(config), ip.load_splits(config)
+    assert a.train.texts == b.train.texts and a.test.texts == b.test.texts
+    assert a.sizes() == {"train": 120, "validation": 40, "test": 40}
+    sets = [set(s.texts) for _, s in a.items()]
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    other = ip.load_splits(tiny_config(seed=7))
+    assert other.test.texts != a.test.texts
+
+
+def test_csv_accepts_numeric_labels_and_plain_csv(tmp_path, tiny_config):
+    path = write_csv(tmp_path / "plain.csv", make_reviews(50))
+    splits = ip.load_splits(tiny_config(data=str(path)))
+    assert set(np.unique(splits.train.labels)) == {0, 1}
+
+
+def test_reviews_empty_after_standardization_are_skipped(tmp_path, tiny_config, caplog):
+    rows = make_reviews(50) + [("<br /><br />", 1), ("  ...  ", 0)]
+    path = write_csv(tmp_path / "r.csv", rows)
+    with caplog.at_level("WARNING"):
+        splits = ip.load_splits(tiny_config(data=str(path)))
+    assert sum(splits.sizes().values()) == 50
+    assert "skipped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"review,sentiment\nnice,1\n", "lacks column(s) text, label"),
+        (b"text,label\n", "no reviews"),
+        (b"text,label\ngood film,maybe\n", "line 2: label 'maybe'"),
+        (b"text,label\n\xff\xfe bad bytes,1\n", "cannot read CSV"),
+    ],
+)
+def test_bad_csv_gives_clear_error(tmp_path, tiny_config, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ip.load_splits(tiny_config(data=str(path)))
+
+
+def test_corrupt_gzip_and_missing_file(tmp_path, tiny_config):
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot read CSV"):
+        ip.load_splits(tiny_config(data=str(bad)))
+    with pytest.raises(DataError, match="data not found"):
+        ip.load_splits(tiny_config(data=str(tmp_path / "nope.csv")))
+    with pytest.raises(DataError, match="unsupported data file"):
+        (tmp_path / "x.json").write_text("{}")
+        ip.load_splits(tiny_config(data=str(tmp_path / "x.json")))
+
+
+def test_too_small_to_split(tmp_path, tiny_config):
+    path = write_csv(tmp_path / "small.csv", make_reviews(3))
+    with pytest.raises(DataError, match="too small"):
+        ip.load_splits(tiny_config(data=str(path)))
+
+
+def test_aclimdb_folder_and_tarball_agree(aclimdb_dir, aclimdb_tar, tiny_config):
+    from_dir = ip.load_splits(tiny_config(data=str(aclimdb_dir)))
+    from_tar = ip.load_splits(tiny_config(data=str(aclimdb_tar)))
+    assert from_dir.sizes() == from_tar.sizes() == {"train": 32, "validation": 8, "test": 20}
+    assert sorted(from_dir.train.texts) == sorted(from_tar.train.texts)
+    assert "unlabelled review" not in from_dir.train.texts + from_tar.train.texts
+
+
+def test_aclimdb_parent_folder_is_accepted(aclimdb_dir, tiny_config):
+    assert ip.load_splits(tiny_config(data=str(aclimdb_dir.parent))).sizes()["test"] == 20
+
+
+def test_tfds_source_with_mock_data(tiny_config):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        splits = ip.load_splits(tiny_config(data="imdb", val_fraction=0.1))
+    # mock_data serves num_examples for any split request, so slicing is checked below.
+    assert splits.sizes() == {"train": 40, "validation": 40, "test": 40}
+    assert all(isinstance(t, str) for t in splits.train.texts)
+    assert set(np.unique(splits.train.labels)) <= {0, 1}
+
+
+def test_vectorizer_adapts_on_training_text_only(csv_path, tiny_config):
+    config = tiny_config(vocab_size=1000)
+    splits = ip.load_splits(config)
+    splits.validation.texts[0] = "zzzvalidationonlyword " + splits.validation.texts[0]
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+    assert "zzzvalidationonlyword" not in vectorizer.get_vocabulary()
+    assert vectorizer.get_vocabulary()[:2] == ["", "[UNK]"]
+
+
+def test_train_batches_are_bucketed_and_right_padded(csv_path, tiny_config):
+    config = tiny_config(vocab_size=1000, max_len=60, batch_size=8)
+    splits = ip.load_splits(config)
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+    widths, seen = [], 0
+    for ids, labels in ip.make_train_dataset(splits.train, vectorizer, config):
+        ids = ids.numpy()
+        assert ids.dtype == np.int32 and labels.dtype == tf.float32
+        assert ids.shape[1] <= 60
+        lengths = (ids != 0).sum(axis=1)
+        assert lengths.min() > 0  # no fully masked row
+        # right padding: every row is tokens then zeros
+        for row, n in zip(ids, lengths):
+            assert (row[:n] != 0).all() and (row[n:] == 0).all()
+        widths.append(ids.shape[1])
+        seen += len(ids)
+    assert seen == len(splits.train)
+    assert min(widths) < 32 < max(widths)  # short reviews are not padded to the longest
+
+
+def test_train_order_is_seeded(csv_path, tiny_config):
+    config = tiny_config(vocab_size=1000)
+    splits = ip.load_splits(config)
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+
+    def first_batch():
+        return next(iter(ip.make_train_dataset(splits.train, vectorizer, config)))[0].numpy()
+
+    np.testing.assert_array_equal(first_batch(), first_batch())
+
+
+def test_eval_dataset_keeps_order(csv_path, tiny_config):
+    config = tiny_config(vocab_size=1000)
+    splits = ip.load_splits(config)
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+    labels = np.concatenate([y.numpy() for _, y in ip.make_eval_dataset(splits.test, vectorizer, config)])
+    np.testing.assert_array_equal(labels, splits.test.labels)
+    counts = ip.count_tokens(splits.test, vectorizer)
+    assert counts.shape == (len(splits.test),) and counts.min() > 0
+
+
+def test_tfds_validation_is_a_deterministic_slice_of_train():
+    assert ip.tfds_split_names(0.1) == ["train[:90%]", "train[90%:]", "test"]
+    with pytest.raises(DataError):
+        ip.tfds_split_names(0.0)

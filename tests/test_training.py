@@ -1,0 +1,72 @@
+"""Training: determinism, resume after interruption, callbacks, timing."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from sentiment import artifacts, experiment, training
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    """Simulates a kill: raises when ``epoch`` begins, after earlier epochs were backed up."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_same_config_twice_gives_same_validation_metrics(tiny_config, tmp_path):
+    config = tiny_config("lstm", epochs=2)
+    histories = [training.read_history(experiment.run(config, tmp_path / name)) for name in ("a", "b")]
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert [row[key] for row in histories[0]] == [row[key] for row in histories[1]]
+
+
+def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path, caplog):
+    config = tiny_config("gru", epochs=3, patience=5)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, run_dir, extra_callbacks=[CrashAtEpoch(2)])
+    assert training.epochs_backed_up(run_dir) == 2
+    assert len(training.read_history(run_dir)) == 2
+    assert not (run_dir / artifacts.METRICS_FILE).exists()
+
+    started = []
+
+    class RecordStart(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    with caplog.at_level("INFO"):
+        experiment.run(config, run_dir, extra_callbacks=[RecordStart()])
+    assert started == [2]  # only the unfinished epoch ran again
+    assert "resuming" in caplog.text
+    history = training.read_history(run_dir)
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2]
+    assert (run_dir / artifacts.METRICS_FILE).exists()
+
+
+def test_trim_history_drops_rows_the_backup_does_not_hold(tmp_path):
+    (tmp_path / training.HISTORY_FILE).write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
+    training.trim_history(tmp_path, 2)
+    assert [row["epoch"] for row in training.read_history(tmp_path)] == [0.0, 1.0]
+
+
+def test_resumed_early_stopping_keeps_its_patience(tmp_path):
+    stopper = training.ResumableEarlyStopping([0.5, 0.4, 0.45], tmp_path / "none.keras", monitor="val_loss", patience=2)
+    stopper.on_train_begin()
+    assert (stopper.best, stopper.best_epoch, stopper.wait) == (0.4, 1, 1)
+
+
+def test_epoch_timer_adds_times_to_logs():
+    timer = training.EpochTimer()
+    logs = {}
+    timer.on_epoch_begin(0)
+    timer.on_test_begin()
+    timer.on_epoch_end(0, logs)
+    assert 0 <= logs["train_seconds"] <= logs["epoch_seconds"]
