@@ -98,3 +98,27 @@ def tiny_config(csv_path: Path):
         return make_config(model, **settings)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """One tiny trained LSTM run, shared by the export and prediction tests."""
+    from sentiment import experiment
+
+    tmp = tmp_path_factory.mktemp("shared_run")
+    data = write_csv(tmp / "r.csv", [(t, "pos" if y else "neg") for t, y in make_reviews(120)])
+    config = make_config(
+        "lstm", data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=3,
+        learning_rate=0.02, batch_size=16, val_fraction=0.2, test_fraction=0.2,
+    )
+    return experiment.run(config, tmp / "run")
+
+
+@pytest.fixture(scope="session")
+def saved_model(run_dir, tmp_path_factory) -> Path:
+    """The shared run exported as ``<root>/lstm/1``; returns the root."""
+    from sentiment import export
+
+    root = tmp_path_factory.mktemp("saved_models")
+    export.export_run(run_dir, root)
+    return root

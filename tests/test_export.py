@@ -1,0 +1,71 @@
+"""SavedModel export: TF Serving layout, the named signature contract, atomicity, fidelity."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sentiment import artifacts, experiment, export
+from sentiment.errors import ModelError
+
+REVIEWS = ["A great, wonderful film!", "awful boring worst plot", "the movie"]
+
+
+def test_export_uses_serving_layout_and_next_version(run_dir, tmp_path):
+    first = export.export_run(run_dir, tmp_path)
+    second = export.export_run(run_dir, tmp_path)
+    assert first == tmp_path / "lstm" / "1" and second == tmp_path / "lstm" / "2"
+    assert (first / "saved_model.pb").exists()
+    assert sorted(p.name for p in (tmp_path / "lstm").iterdir()) == ["1", "2"]  # no temp dirs left
+
+
+def test_signature_contract(run_dir, tmp_path):
+    loaded = tf.saved_model.load(str(export.export_run(run_dir, tmp_path)))
+    fn = loaded.signatures[artifacts.SIGNATURE]
+    (_, inputs) = fn.structured_input_signature
+    assert list(inputs) == ["text"]
+    assert inputs["text"].dtype == tf.string and inputs["text"].shape.as_list() == [None]
+    assert set(fn.structured_outputs) == {"probability", "label"}
+    out = fn(text=tf.constant(REVIEWS))
+    assert out["probability"].dtype == tf.float32 and out["probability"].shape == (3,)
+    labels = [b.decode() for b in out["label"].numpy()]
+    assert labels == ["positive" if p >= 0.5 else "negative" for p in out["probability"].numpy()]
+
+
+def test_export_matches_keras_model(run_dir, tmp_path):
+    keras_probs = keras.saving.load_model(run_dir / artifacts.MODEL_FILE).predict(tf.constant(REVIEWS), verbose=0)
+    fn = tf.saved_model.load(str(export.export_run(run_dir, tmp_path))).signatures[artifacts.SIGNATURE]
+    np.testing.assert_allclose(fn(text=tf.constant(REVIEWS))["probability"].numpy(), keras_probs.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_metadata_travels_with_the_model(run_dir, tmp_path):
+    meta = json.loads((export.export_run(run_dir, tmp_path) / artifacts.METADATA_FILE).read_text())
+    assert meta["config"]["model"] == "lstm" and meta["max_len"] == 32 and meta["vocab_size"] == 64
+    assert "accuracy" in meta["metrics"] and "tensorflow" in meta["versions"]
+
+
+def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
+    def explode(model, path):
+        path.mkdir(parents=True)
+        (path / "saved_model.pb").write_bytes(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "write_savedmodel", explode)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_run(run_dir, tmp_path)
+    assert list((tmp_path / "lstm").iterdir()) == []
+
+
+def test_export_of_unfinished_run_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="not a finished run"):
+        export.export_run(tmp_path, tmp_path / "out")
+
+
+def test_next_version_ignores_non_numeric_entries(tmp_path):
+    for name in ("1", "7", ".tmp-abc", "notes"):
+        (tmp_path / name).mkdir()
+    assert export.next_version(tmp_path) == 8

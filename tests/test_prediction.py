@@ -1,0 +1,115 @@
+"""Prediction from an exported model, in-process and through predict.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentiment import prediction
+from sentiment.errors import ModelError, SentimentError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_predict(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), *args], input=stdin, capture_output=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_resolve_model_by_name_dir_and_version(saved_model):
+    latest = saved_model / "lstm" / "1"
+    assert prediction.resolve_model("lstm", saved_model) == latest
+    assert prediction.resolve_model(str(saved_model / "lstm"), saved_model) == latest
+    assert prediction.resolve_model(str(latest), saved_model) == latest
+
+
+def test_unknown_and_corrupt_models_are_model_errors(saved_model, tmp_path):
+    with pytest.raises(ModelError, match="available: lstm"):
+        prediction.resolve_model("transformer", saved_model)
+    (tmp_path / "broken" / "3").mkdir(parents=True)
+    with pytest.raises(ModelError, match="no saved_model.pb"):
+        prediction.resolve_model(str(tmp_path / "broken"), saved_model)
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    (bad / "saved_model.pb").write_bytes(b"not a protobuf")
+    with pytest.raises(ModelError, match="cannot load model"):
+        prediction.Predictor(bad)
+
+
+def test_classify_batches_thresholds_and_rejects(saved_model):
+    predictor = prediction.Predictor(prediction.resolve_model("lstm", saved_model))
+    reviews = [prediction.Review(f"r{i}", t) for i, t in enumerate(["great wonderful film", "   ", "awful worst film"] * 3)]
+    seen = []
+    preds, rejected = prediction.classify(predictor, reviews, batch_size=2, on_batch=seen.append)
+    assert len(preds) == 6 and sum(seen) == 6 and max(seen) == 2
+    assert [r.problem for r in rejected] == ["empty review"] * 3
+    assert preds[0].probability > preds[1].probability
+    everything_positive, _ = prediction.classify(predictor, reviews, threshold=0.0)
+    assert {p.label for p in everything_positive} == {"positive"}
+    with pytest.raises(SentimentError):
+        prediction.classify(predictor, reviews, threshold=1.5)
+
+
+def test_huge_review_is_capped_not_fatal(saved_model, caplog):
+    predictor = prediction.Predictor(prediction.resolve_model("lstm", saved_model))
+    huge = prediction.Review("big", "great " * 200_000)  # ~1.2 MB
+    with caplog.at_level("WARNING"):
+        preds, rejected = prediction.classify(predictor, [huge])
+    assert len(preds) == 1 and not rejected
+    assert "only the first" in caplog.text
+
+
+def test_invalid_utf8_lines_are_reported_and_others_kept():
+    data = b"good film\n\xff\xfe broken\n\nbad film\n"
+    reviews = list(prediction.read_lines(data, "f line"))
+    assert [(r.source, r.problem is None) for r in reviews] == [("f line 1", True), ("f line 2", False), ("f line 4", True)]
+
+
+def test_gather_reviews_sources(tmp_path):
+    file = tmp_path / "reviews.txt"
+    file.write_text("one\ntwo\n")
+    reviews = prediction.gather_reviews(["arg", "-"], str(file), io.BytesIO(b"from stdin\n"))
+    assert [r.text for r in reviews] == ["arg", "from stdin", "one", "two"]
+    with pytest.raises(SentimentError, match="no reviews"):
+        prediction.gather_reviews([], None, io.BytesIO())
+    with pytest.raises(SentimentError, match="cannot read"):
+        prediction.gather_reviews([], str(tmp_path / "missing.txt"), io.BytesIO())
+
+
+def test_formats():
+    preds = [prediction.Prediction("a", 'say "hi", ok', "positive", 0.75)]
+    assert json.loads(next(prediction.format_predictions(preds, "json"))) == {"text": 'say "hi", ok', "label": "positive", "probability": 0.75}
+    assert next(prediction.format_predictions(preds, "csv")) == 'text,label,probability\n"say ""hi"", ok",positive,0.750000'
+    assert next(prediction.format_predictions(preds, "text")).startswith("positive 0.750")
+
+
+def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path):
+    file = tmp_path / "reviews.txt"
+    file.write_bytes(b"great wonderful film\n\xff bad bytes\nawful worst film\n")
+    result = run_predict("--models-dir", str(saved_model), "--file", str(file), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [line["text"] for line in lines] == ["great wonderful film", "awful worst film"]
+    assert "line 2: not valid UTF-8" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["--model", "nope", "x"], b"", "no model 'nope'"),
+        (["   "], b"", "empty review"),
+        ([], b"", "no reviews given"),
+        (["-"], b"\n\n", "no reviews given"),
+    ],
+)
+def test_cli_failures_are_one_line_and_nonzero(saved_model, args, stdin, message):
+    result = run_predict("--models-dir", str(saved_model), *args, stdin=stdin)
+    err = result.stderr.decode()
+    assert result.returncode != 0
+    assert message in err and "Traceback" not in err
