@@ -101,7 +101,7 @@ def run(
     vectorizer = load_or_adapt_vocabulary(run_dir, splits.train.texts, config)
     train_ds = input_pipeline.make_train_dataset(splits.train, vectorizer, config)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, vectorizer, config)
-    train_tokens = int(np.minimum(input_pipeline.count_tokens(splits.train, vectorizer), config.max_len).sum())
+    train_tokens = int(np.minimum(input_pipeline.token_lengths(splits.train.texts), config.max_len).sum())
 
     classifier = models.compile_model(models.build_model(config), config)
     log.info("%s: %d parameters; %s", config.model, classifier.count_params(), models.describe_kernel(classifier))
@@ -117,10 +117,11 @@ def run(
         classifier, input_pipeline.make_eval_dataset(splits.test, vectorizer, config)
     )
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
-    metrics = {
+    test_lengths = input_pipeline.token_lengths(splits.test.texts)
+    report = {
         "model": config.model,
         "split": "test",
-        **evaluation.classification_metrics(test_labels, test_probs),
+        **evaluation.evaluate_predictions(splits.test.texts, test_labels, test_probs, test_lengths, config.max_len),
         "validation": evaluation.classification_metrics(val_labels, val_probs),
         "data": {"source": config.data, "sizes": splits.sizes(), "train_tokens": train_tokens},
         "training": {**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1},
@@ -128,9 +129,9 @@ def run(
         "seed": config.seed,
         "versions": artifacts.library_versions(),
     }
-    artifacts.write_json(run_dir / METRICS_FILE, metrics)
+    evaluation.write_report(run_dir, f"{config.model} on {config.data}", report, test_labels, test_probs, result.history)
     log.info(
         "test accuracy %.4f, F1 %.4f, ROC-AUC %.4f; validation accuracy %.4f",
-        metrics["accuracy"], metrics["f1"], metrics["roc_auc"] or float("nan"), metrics["validation"]["accuracy"],
+        report["accuracy"], report["f1"], report["roc_auc"] or float("nan"), report["validation"]["accuracy"],
     )
     return run_dir

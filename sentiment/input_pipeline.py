@@ -297,10 +297,13 @@ def make_eval_dataset(split: Split, vectorizer: keras.layers.TextVectorization, 
     return ds.padded_batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def count_tokens(split: Split, vectorizer: keras.layers.TextVectorization) -> np.ndarray:
-    """Return each review's token count before truncation (int64 [n]), given a ragged vectorizer."""
-    lengths = [
-        vectorizer(tf.constant(split.texts[i : i + 4096])).row_lengths().numpy()
-        for i in range(0, len(split), 4096)
+def token_lengths(texts: list[str]) -> np.ndarray:
+    """Return each review's token count after standardization, before truncation (int64 [n]).
+
+    Equals what the vectorizer produces: it splits the same standardized text on whitespace.
+    """
+    counts = [
+        tf.strings.split(standardize(tf.constant(texts[i : i + 4096]))).row_lengths().numpy()
+        for i in range(0, len(texts), 4096)
     ]
-    return np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    return np.concatenate(counts) if counts else np.zeros(0, np.int64)

@@ -153,8 +153,9 @@ def test_eval_dataset_keeps_order(csv_path, tiny_config):
     vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
     labels = np.concatenate([y.numpy() for _, y in ip.make_eval_dataset(splits.test, vectorizer, config)])
     np.testing.assert_array_equal(labels, splits.test.labels)
-    counts = ip.count_tokens(splits.test, vectorizer)
+    counts = ip.token_lengths(splits.test.texts)
     assert counts.shape == (len(splits.test),) and counts.min() > 0
+    np.testing.assert_array_equal(counts, vectorizer(tf.constant(splits.test.texts)).row_lengths().numpy())
 
 
 def test_tfds_validation_is_a_deterministic_slice_of_train():

@@ -1,0 +1,108 @@
+"""Side-by-side comparison of finished runs, always against the TF-IDF baseline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from sentiment import artifacts, baseline, evaluation, training
+from sentiment.artifacts import CONFIG_FILE, METRICS_FILE
+from sentiment.config import Config
+from sentiment.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# Settings that decide the data split; runs compared on one table must share them.
+SPLIT_FIELDS = ("data", "seed", "val_fraction", "test_fraction", "max_examples")
+
+
+def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
+    """Return a finished run's config, metrics and history, or raise ModelError."""
+    if not (run_dir / METRICS_FILE).exists() or not (run_dir / CONFIG_FILE).exists():
+        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE})")
+    return Config.load(run_dir / CONFIG_FILE), artifacts.read_json(run_dir / METRICS_FILE), training.read_history(run_dir)
+
+
+def check_same_split(configs: list[Config]) -> None:
+    """Raise ModelError if the runs were not evaluated on the same data split."""
+    for field in SPLIT_FIELDS:
+        values = {getattr(c, field) for c in configs}
+        if len(values) > 1:
+            raise ModelError(f"runs differ in {field} ({', '.join(map(str, values))}); they were not tested on the same split")
+
+
+def table_row(name: str, m: dict) -> dict:
+    """Flatten one model's report into a comparison table row."""
+    t = m.get("training", {})
+    row = {
+        "model": name,
+        "accuracy": m["accuracy"],
+        "f1": m["f1"],
+        "roc_auc": m["roc_auc"],
+        "ece": m["ece"],
+        "val_accuracy": m.get("validation", {}).get("accuracy"),
+        "train_seconds": t.get("wall_seconds"),
+        "epochs": t.get("epochs"),
+        "tokens_per_second": t.get("tokens_per_second"),
+        "parameters": m.get("parameters"),
+    }
+    row.update({f"acc_{b['bucket']}": b["accuracy"] for b in m["length"]["buckets"]})
+    return row
+
+
+def render_table(rows: list[dict]) -> str:
+    """Render rows as a Markdown table."""
+    keys = list(rows[0])
+    cell = lambda v: "" if v is None else f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Path) -> None:
+    """Three panels: test accuracy, accuracy by length bucket, validation accuracy per epoch."""
+    plt = evaluation.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    names = [r["model"] for r in rows]
+    axes[0].bar(names, [r["accuracy"] for r in rows], color="tab:blue")
+    axes[0].set(title="test accuracy", ylim=(min(0.5, min(r["accuracy"] for r in rows)), 1.0))
+    axes[0].tick_params(axis="x", rotation=20)
+    buckets = [k for k in rows[0] if k.startswith("acc_")]
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        axes[1].bar(np.arange(len(buckets)) + i * width, [r[k] or 0 for k in buckets], width, label=r["model"])
+    axes[1].set_xticks(np.arange(len(buckets)) + width * (len(rows) - 1) / 2, [k[4:] for k in buckets])
+    axes[1].set(title="test accuracy by review length (tokens)", ylim=(0.5, 1.0))
+    axes[1].legend(fontsize=8)
+    for name, history in histories.items():
+        axes[2].plot(range(1, len(history) + 1), [h.get("val_accuracy") for h in history], "o-", label=name)
+    axes[2].set(title="validation accuracy per epoch", xlabel="epoch")
+    axes[2].grid(alpha=0.3)
+    axes[2].legend(fontsize=8)
+    evaluation.save_figure(fig, path)
+
+
+def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> Path:
+    """Write comparison.md, comparison.json and comparison.png for ``run_dirs`` (+ baseline); return the .md."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    configs = [c for c, _, _ in runs]
+    check_same_split(configs)
+    rows = [table_row(f"{c.model} ({Path(d).name})" if [x.model for x in configs].count(c.model) > 1 else c.model, m)
+            for d, (c, m, _) in zip(run_dirs, runs)]
+    histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
+    if with_baseline:
+        rows.append(table_row("tfidf_logreg", baseline.run_baseline(configs[0])))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_comparison(rows, histories, out_dir / "comparison.png")
+    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "rows": rows})
+    text = "\n".join([
+        "# Model comparison", "",
+        f"Test split of `{configs[0].data}` (seed {configs[0].seed}); every model saw the same train/validation/test reviews.",
+        "Length buckets count tokens after standardization.", "",
+        render_table(rows), "", "![comparison](comparison.png)", "",
+    ])
+    artifacts.write_text(out_dir / "comparison.md", text)
+    log.info("comparison written to %s", out_dir / "comparison.md")
+    return out_dir / "comparison.md"
