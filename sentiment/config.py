@@ -42,6 +42,7 @@ class Config:
     max_examples: int = _field(0, "cap on training reviews, for quick runs (0 = all)")
     vocab_size: int = _field(20_000, "vocabulary size, including padding and out-of-vocabulary tokens")
     max_len: int = _field(500, "reviews are truncated to this many tokens")
+    truncate: str = _field("head", "which tokens a long review keeps: head (its first max_len) or tail (its last max_len)")
     embedding_dim: int = _field(128, "width of the learned word vectors")
     units: int = _field(128, "width of the recurrent layer (per direction for bilstm)")
     readout: str = _field("last", "what the classifier reads: last (final state) or mean (masked average of all states)")
@@ -51,6 +52,7 @@ class Config:
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
     learning_rate: float = _field(1e-3, "Adam step size")
     clipnorm: float = _field(1.0, "gradient norm clipping, against exploding RNN gradients")
+    lr_plateau_factor: float = _field(0.3, "multiply the learning rate by this after an epoch without validation-loss improvement (1 = off)")
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
 

@@ -110,7 +110,7 @@ def run(
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
 
     dense = input_pipeline.make_vectorizer(config, vocabulary=vectorizer.get_vocabulary())
-    end_to_end = models.build_end_to_end(classifier, dense, config.max_len)
+    end_to_end = models.build_end_to_end(classifier, dense, config)
     end_to_end.save(run_dir / MODEL_FILE)
 
     test_labels, test_probs = evaluation.predict_dataset(

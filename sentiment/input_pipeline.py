@@ -270,16 +270,22 @@ def adapt_vectorizer(texts: list[str], config: Config) -> keras.layers.TextVecto
     return vectorizer
 
 
-def encode(split: Split, vectorizer: keras.layers.TextVectorization, max_len: int) -> tf.data.Dataset:
+TRUNCATIONS = ("head", "tail")
+
+
+def encode(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
     """Yield (token ids int32 [<= max_len], label float32 []) per review, vectorized in parallel."""
+    if config.truncate not in TRUNCATIONS:
+        raise DataError(f"unknown truncate {config.truncate!r}; choose one of {', '.join(TRUNCATIONS)}")
+    keep = slice(None, config.max_len) if config.truncate == "head" else slice(-config.max_len, None)
     ds = tf.data.Dataset.from_tensor_slices((split.texts, split.labels.astype(np.float32)))
     ds = ds.batch(_VECTORIZE_CHUNK).map(lambda t, y: (vectorizer(t), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.unbatch().map(lambda ids, y: (tf.cast(ids[:max_len], tf.int32), y))
+    return ds.unbatch().map(lambda ids, y: (tf.cast(ids[keep], tf.int32), y))
 
 
 def make_train_dataset(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
     """Shuffled (seeded), length-bucketed, right-padded batches: ids [b, t] int32, labels [b] float32."""
-    ds = encode(split, vectorizer, config.max_len).cache()
+    ds = encode(split, vectorizer, config).cache()
     ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
     ds = ds.bucket_by_sequence_length(
@@ -293,7 +299,7 @@ def make_train_dataset(split: Split, vectorizer: keras.layers.TextVectorization,
 
 def make_eval_dataset(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
     """Batches in the split's order (so predictions align with labels), padded per batch."""
-    ds = encode(split, vectorizer, config.max_len).cache()
+    ds = encode(split, vectorizer, config).cache()
     return ds.padded_batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -98,29 +98,38 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
 
 @keras.saving.register_keras_serializable(package="sentiment")
 class TruncateTokens(keras.layers.Layer):
-    """Keep the first ``max_len`` token ids of each row: int [batch, time] → int [batch, min(time, max_len)]."""
+    """Keep ``max_len`` token ids per right-padded row, from its head or its tail (int [b, t] → int [b, <=max_len])."""
 
-    def __init__(self, max_len: int, **kwargs):
+    def __init__(self, max_len: int, keep: str = "head", **kwargs):
         super().__init__(**kwargs)
-        self.max_len = max_len
+        self.max_len, self.keep = max_len, keep
 
     def call(self, token_ids):
-        return token_ids[:, : self.max_len]
+        if self.keep == "head":
+            return token_ids[:, : self.max_len]
+        # Tail: row i keeps tokens [len_i - max_len, len_i), shifted left so padding stays on the right.
+        lengths = keras.ops.sum(keras.ops.cast(keras.ops.not_equal(token_ids, 0), "int32"), axis=1)
+        width = keras.ops.minimum(keras.ops.max(lengths), self.max_len)
+        steps = keras.ops.arange(width, dtype="int32")[None, :]
+        start = keras.ops.maximum(lengths - self.max_len, 0)[:, None]
+        index = keras.ops.minimum(start + steps, keras.ops.shape(token_ids)[1] - 1)
+        kept = keras.ops.take_along_axis(token_ids, index, axis=1)
+        return keras.ops.where(steps < keras.ops.minimum(lengths, self.max_len)[:, None], kept, keras.ops.zeros_like(kept))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], None)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "max_len": self.max_len}
+        return {**super().get_config(), "max_len": self.max_len, "keep": self.keep}
 
 
-def build_end_to_end(classifier: keras.Model, vectorizer: keras.layers.TextVectorization, max_len: int) -> keras.Model:
+def build_end_to_end(classifier: keras.Model, vectorizer: keras.layers.TextVectorization, config: Config) -> keras.Model:
     """Wrap ``classifier`` so it takes raw reviews: string [batch] → P(positive) float32 [batch, 1].
 
     ``vectorizer`` must be dense (not ragged): it pads each batch to its longest review.
     """
     text = keras.Input(shape=(), dtype="string", name="text")
-    token_ids = TruncateTokens(max_len, name="truncate")(vectorizer(text))
+    token_ids = TruncateTokens(config.max_len, config.truncate, name="truncate")(vectorizer(text))
     return keras.Model(text, classifier(token_ids), name=f"{classifier.name}_end_to_end")
 
 

@@ -112,7 +112,7 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
     previous = [row["val_loss"] for row in read_history(run_dir) if "val_loss" in row]
     checkpoint = run_dir / CHECKPOINT_FILE
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    return [
+    callbacks = [
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
         ResumableEarlyStopping(
@@ -126,6 +126,9 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
         keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=True),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False),
     ]
+    if config.lr_plateau_factor < 1:  # a smaller step often recovers the epoch after validation loss turns
+        callbacks.insert(3, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_plateau_factor, patience=0, min_lr=1e-6))
+    return callbacks
 
 
 def fit(
