@@ -52,7 +52,7 @@ class Config:
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
     learning_rate: float = _field(1e-3, "Adam step size")
     clipnorm: float = _field(1.0, "gradient norm clipping, against exploding RNN gradients")
-    lr_plateau_factor: float = _field(0.3, "multiply the learning rate by this after an epoch without validation-loss improvement (1 = off)")
+    lr_decay: float = _field(0.5, "multiply the learning rate by this after every epoch (1 = constant)")
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
 

@@ -115,6 +115,9 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
     callbacks = [
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
+        # Epoch-indexed, so a resumed run continues the same schedule. The models overfit
+        # within a few epochs; shrinking steps let later epochs refine instead.
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: config.learning_rate * config.lr_decay**epoch),
         ResumableEarlyStopping(
             previous, checkpoint, monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=int(verbose > 0)
         ),
@@ -126,8 +129,6 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
         keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=True),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False),
     ]
-    if config.lr_plateau_factor < 1:  # a smaller step often recovers the epoch after validation loss turns
-        callbacks.insert(3, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_plateau_factor, patience=0, min_lr=1e-6))
     return callbacks
 
 

@@ -92,7 +92,7 @@ def tiny_config(csv_path: Path):
     def make(model: str = "lstm", **overrides):
         settings = dict(
             data=str(csv_path), vocab_size=64, max_len=48, embedding_dim=8, units=8,
-            batch_size=16, epochs=2, patience=5, lr_plateau_factor=1.0, val_fraction=0.2, test_fraction=0.2,
+            batch_size=16, epochs=2, patience=5, lr_decay=1.0, val_fraction=0.2, test_fraction=0.2,
         )
         settings.update(overrides)
         return make_config(model, **settings)

@@ -1,0 +1,70 @@
+"""Training and inference speed of every registered model on this machine (synthetic token ids).
+
+    python benchmarks/throughput.py [--length 256] [--batch-size 64] [--batches 20]
+
+Prints tokens/s for training steps, reviews/s for inference and peak RSS. Figures
+depend on the machine and on what else runs on it; run it on an idle machine.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sentiment import cli  # noqa: E402
+
+
+def measure(name: str, length: int, batch_size: int, batches: int) -> dict:
+    """Time ``batches`` training steps and inference batches of one model; return its figures."""
+    import numpy as np
+
+    from sentiment import models
+    from sentiment.config import make_config
+
+    config = make_config(name, batch_size=batch_size)
+    model = models.compile_model(models.build_model(config), config)
+    rng = np.random.default_rng(0)
+    x = rng.integers(2, config.vocab_size, size=(batch_size * batches, length)).astype(np.int32)
+    y = rng.integers(0, 2, size=len(x)).astype(np.float32)
+    model.fit(x[:batch_size * 2], y[:batch_size * 2], batch_size=batch_size, verbose=0)  # trace once
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
+    train_s = time.perf_counter() - started
+    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
+    started = time.perf_counter()
+    model.predict(x, batch_size=batch_size, verbose=0)
+    infer_s = time.perf_counter() - started
+    return {
+        "model": name,
+        "params": model.count_params(),
+        "train_tokens_per_s": x.size / train_s,
+        "infer_reviews_per_s": len(x) / infer_s,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--length", type=int, default=256, help="tokens per review")
+    parser.add_argument("--batch-size", type=int, default=64, help="reviews per batch")
+    parser.add_argument("--batches", type=int, default=20, help="batches timed per model")
+    args = parser.parse_args()
+    cli.start_tensorflow_quietly()
+    from sentiment import models
+
+    print(f"length {args.length}, batch {args.batch_size}, {args.batches} batches, {os.cpu_count()} CPUs")
+    print(f"{'model':<11} {'params':>10} {'train tokens/s':>15} {'infer reviews/s':>16}")
+    for name in models.REGISTRY:
+        r = measure(name, args.length, args.batch_size, args.batches)
+        print(f"{r['model']:<11} {r['params']:>10,} {r['train_tokens_per_s']:>15,.0f} {r['infer_reviews_per_s']:>16,.0f}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mb:,.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.main_guard(main)
