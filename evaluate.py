@@ -40,8 +40,8 @@ def main() -> int:
     from sentiment import reevaluation
 
     for spec in args.models:
-        default = Path(spec) / f"eval-{args.split}" if Path(spec).is_dir() else Path("reports") / f"{spec}-{args.split}"
-        report = reevaluation.reevaluate(spec, Path(args.out or default), args.data, args.split, args.models_dir)
+        out = reevaluation.default_out_dir(spec, args.split, args.out, several=len(args.models) > 1)
+        report = reevaluation.reevaluate(spec, out, args.data, args.split, args.models_dir)
         print(f"report: {report}")
     return 0
 

@@ -44,6 +44,18 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def is_finished_run(run_dir: Path) -> bool:
+    """Return True if ``run_dir`` holds a completed training run (metrics are written last)."""
+    return all((Path(run_dir) / f).exists() for f in (CONFIG_FILE, MODEL_FILE, METRICS_FILE))
+
+
+def numbered_versions(model_root: Path) -> list[Path]:
+    """Return the integer-named entries of a TF Serving model folder, lowest version first."""
+    if not Path(model_root).is_dir():
+        return []
+    return sorted((p for p in Path(model_root).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
 def library_versions() -> dict[str, str]:
     """Return the versions of Python and the libraries a result depends on."""
     import keras

@@ -51,12 +51,15 @@ def main_guard(main: Callable[[], int | None]) -> None:
     except SentimentError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # unwritable output dir, full disk: the user's to fix, not a bug
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
 
 
-def progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool) -> "tqdm":  # noqa: F821
     """Return a tqdm progress bar on stderr (a silent one when not ``enabled``)."""
     from tqdm import tqdm
 

@@ -20,8 +20,8 @@ SPLIT_FIELDS = ("data", "seed", "val_fraction", "test_fraction", "max_examples")
 
 def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
     """Return a finished run's config, metrics and history, or raise ModelError."""
-    if not (run_dir / METRICS_FILE).exists() or not (run_dir / CONFIG_FILE).exists():
-        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE})")
+    if not artifacts.is_finished_run(run_dir):
+        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE} beside {CONFIG_FILE} and the model)")
     return Config.load(run_dir / CONFIG_FILE), artifacts.read_json(run_dir / METRICS_FILE), training.read_history(run_dir)
 
 
@@ -70,12 +70,8 @@ def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Pa
     axes[0].set(title="test accuracy", ylim=(min(0.5, min(r["accuracy"] for r in rows)), 1.0))
     axes[0].tick_params(axis="x", rotation=20)
     buckets = [k for k in rows[0] if k.startswith("acc_")]
-    width = 0.8 / len(rows)
-    for i, r in enumerate(rows):
-        axes[1].bar(np.arange(len(buckets)) + i * width, [r[k] or 0 for k in buckets], width, label=r["model"])
-    axes[1].set_xticks(np.arange(len(buckets)) + width * (len(rows) - 1) / 2, [k[4:] for k in buckets])
+    evaluation.plot_grouped_bars(axes[1], [k[4:] for k in buckets], {r["model"]: [r[k] for k in buckets] for r in rows})
     axes[1].set(title="test accuracy by review length (tokens)", ylim=(0.5, 1.0))
-    axes[1].legend(fontsize=8)
     for name, history in histories.items():
         axes[2].plot(range(1, len(history) + 1), [h.get("val_accuracy") for h in history], "o-", label=name)
     axes[2].set(title="validation accuracy per epoch", xlabel="epoch")

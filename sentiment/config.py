@@ -56,6 +56,34 @@ class Config:
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
 
+    def validate(self) -> "Config":
+        """Raise ConfigError naming the first impossible setting; return self when all are sane."""
+        checks = [
+            ("vocab_size", self.vocab_size >= 3, "at least 3 (padding, out-of-vocabulary and one word)"),
+            ("max_len", self.max_len >= 1, "at least 1"),
+            ("truncate", self.truncate in ("head", "tail"), "head or tail"),
+            ("readout", self.readout in ("last", "mean"), "last or mean"),
+            ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
+            ("units", self.units >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("epochs", self.epochs >= 1, "at least 1"),
+            ("patience", self.patience >= 0, "0 or more"),
+            ("learning_rate", self.learning_rate > 0, "positive"),
+            ("clipnorm", self.clipnorm > 0, "positive"),
+            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+            ("embedding_dropout", 0 <= self.embedding_dropout < 1, "in [0, 1)"),
+            ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("test_fraction", 0 <= self.test_fraction < 1, "in [0, 1)"),
+            ("max_examples", self.max_examples >= 0, "0 or more"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: it must be {expected}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("val_fraction + test_fraction must leave some reviews for training")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-serializable dict."""
         return dataclasses.asdict(self)
@@ -77,7 +105,7 @@ def make_config(model: str = "lstm", **overrides: Any) -> Config:
     if model not in MODEL_PRESETS:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(Config(model=model), **{**MODEL_PRESETS[model], **given})
+    return dataclasses.replace(Config(model=model), **{**MODEL_PRESETS[model], **given}).validate()
 
 
 def config_fields() -> list[dataclasses.Field]:

@@ -1,6 +1,12 @@
 """Errors a user can cause and fix: entry points print them as one line, no traceback."""
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """Return the first line of an exception's message (or its type name), for one-line messages."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 class SentimentError(Exception):
     """Base class for user-facing errors: bad input, config, data or model."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -130,7 +130,7 @@ def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray
 # Plots and report
 
 
-def pyplot():
+def pyplot() -> Any:
     """Return matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
@@ -188,6 +188,15 @@ def plot_length_buckets(length: dict, path: Path, title: str = "accuracy by revi
     save_figure(fig, path)
 
 
+def plot_grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]]) -> None:
+    """Draw one bar per series within each group (None drawn as 0), with a legend."""
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(np.arange(len(groups)) + i * width, [v or 0.0 for v in values], width, label=name)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups)
+    ax.legend(fontsize=8)
+
+
 def plot_reliability(labels: np.ndarray, probs: np.ndarray, path: Path) -> None:
     """Reliability diagram: observed positive rate vs predicted probability."""
     from sklearn.calibration import CalibrationDisplay
@@ -199,7 +208,7 @@ def plot_reliability(labels: np.ndarray, probs: np.ndarray, path: Path) -> None:
     save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     """Save a figure atomically and free it."""
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
@@ -251,7 +260,7 @@ def write_report(out_dir: Path, title: str, report: dict, labels: np.ndarray, pr
     out_dir.mkdir(parents=True, exist_ok=True)
     write_plots(out_dir, labels, probs, report, history)
     present = [name for name, file in PLOTS.items() if (out_dir / file).exists()]
-    artifacts.write_json(out_dir / artifacts.METRICS_FILE, report)
     artifacts.write_text(out_dir / "report.md", render_report(title, report, present))
+    artifacts.write_json(out_dir / artifacts.METRICS_FILE, report)  # last: its presence marks the run finished
     log.info("report written to %s", out_dir / "report.md")
     return out_dir / "report.md"

@@ -35,16 +35,23 @@ def default_run_dir(config: Config, root: str | Path = "runs") -> Path:
     return Path(root) / f"{dt.datetime.now():%Y%m%d-%H%M%S}-{config.model}"
 
 
-def prepare_run_dir(run_dir: Path, config: Config, argv: list[str] | None) -> None:
-    """Create the run dir and record config and provenance, or check a resumed run's config matches."""
-    saved = run_dir / CONFIG_FILE
+def check_run_dir(run_dir: Path, config: Config) -> None:
+    """Refuse a run dir that holds a finished run, or an unfinished one started with other settings."""
     if (run_dir / METRICS_FILE).exists():
         raise ConfigError(f"{run_dir} holds a finished run; choose another --run-dir")
+    saved = run_dir / CONFIG_FILE
     if saved.exists():
-        previous = Config.load(saved)
-        changed = [k for k, v in config.to_dict().items() if previous.to_dict().get(k) != v]
+        previous = Config.load(saved).to_dict()
+        changed = [k for k, v in config.to_dict().items() if previous.get(k) != v]
         if changed:
             raise ConfigError(f"{run_dir} was started with different settings ({', '.join(changed)}); use a new --run-dir")
+
+
+def prepare_run_dir(run_dir: Path, config: Config, argv: list[str] | None) -> None:
+    """Create the run dir and record config and provenance (kept as they are when resuming)."""
+    check_run_dir(run_dir, config)
+    saved = run_dir / CONFIG_FILE
+    if saved.exists():
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(saved, config.to_dict())
@@ -63,11 +70,17 @@ def load_or_adapt_vocabulary(run_dir: Path, texts: list[str], config: Config) ->
     """Reuse the run's saved vocabulary (on resume) or adapt one on the training reviews and save it."""
     path = run_dir / VOCAB_FILE
     if path.exists():
-        return input_pipeline.make_vectorizer(config, vocabulary=path.read_text(encoding="utf-8").split("\n"), ragged=True)
+        return input_pipeline.make_vectorizer(config, vocabulary=input_pipeline.load_vocabulary(path), ragged=True)
     vectorizer = input_pipeline.adapt_vectorizer(texts, config)
-    # Index 0 is the padding token "" and is implied when a vocabulary is passed back in.
-    artifacts.write_text(path, "\n".join(vectorizer.get_vocabulary()[1:]))
+    input_pipeline.save_vocabulary(vectorizer, path)
     return vectorizer
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a .keras model atomically (temp file beside it, then rename)."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
 
 
 def throughput(history: list[dict[str, float]], reviews: int, tokens: int) -> dict[str, float]:
@@ -92,12 +105,13 @@ def run(
 ) -> Path:
     """Train, evaluate and save one model as ``config`` describes; return the run directory."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(config)
-    prepare_run_dir(run_dir, config, argv)
-    log.info("run dir %s, config %s", run_dir, config.to_dict())
+    config.validate()
+    check_run_dir(run_dir, config)
     training.seed_everything(config.seed)
     training.log_devices()
-
-    splits = input_pipeline.load_splits(config)
+    splits = input_pipeline.load_splits(config)  # before the run dir exists: bad data leaves nothing behind
+    prepare_run_dir(run_dir, config, argv)
+    log.info("run dir %s, config %s", run_dir, config.to_dict())
     vectorizer = load_or_adapt_vocabulary(run_dir, splits.train.texts, config)
     train_ds = input_pipeline.make_train_dataset(splits.train, vectorizer, config)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, vectorizer, config)
@@ -111,7 +125,7 @@ def run(
 
     dense = input_pipeline.make_vectorizer(config, vocabulary=vectorizer.get_vocabulary())
     end_to_end = models.build_end_to_end(classifier, dense, config)
-    end_to_end.save(run_dir / MODEL_FILE)
+    save_model(end_to_end, run_dir / MODEL_FILE)
 
     test_labels, test_probs = evaluation.predict_dataset(
         classifier, input_pipeline.make_eval_dataset(splits.test, vectorizer, config)
@@ -130,6 +144,7 @@ def run(
         "versions": artifacts.library_versions(),
     }
     evaluation.write_report(run_dir, f"{config.model} on {config.data}", report, test_labels, test_probs, result.history)
+    training.clear_backup(run_dir)
     log.info(
         "test accuracy %.4f, F1 %.4f, ROC-AUC %.4f; validation accuracy %.4f",
         report["accuracy"], report["f1"], report["roc_auc"] or float("nan"), report["validation"]["accuracy"],

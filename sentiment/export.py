@@ -28,9 +28,9 @@ LABELS = ("negative", "positive")
 
 
 def next_version(model_root: Path) -> int:
-    """Return one more than the highest integer version under ``model_root`` (1 if none)."""
-    versions = [int(p.name) for p in model_root.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
+    """Return one more than the highest integer-named entry under ``model_root`` (1 if none)."""
+    versions = artifacts.numbered_versions(model_root)
+    return int(versions[-1].name) + 1 if versions else 1
 
 
 def make_serving_fn(model: keras.Model) -> tf.types.experimental.GenericFunction:
@@ -71,7 +71,7 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
                 **(metadata or {}),
             },
         )
-        while True:  # another exporter may take a version between our check and the rename
+        for _ in range(100):  # another exporter may take a version between our check and the rename
             target = model_root / str(next_version(model_root))
             try:
                 os.rename(tmp, target)
@@ -79,6 +79,8 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
             except OSError:
                 if not target.exists():
                     raise
+        else:
+            raise ModelError(f"could not claim a free version under {model_root}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -90,12 +92,12 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     """Export a finished run's end-to-end model to ``<export_root>/<name or model>/<next version>/``."""
     run_dir = Path(run_dir)
     model_file, config_file = run_dir / MODEL_FILE, run_dir / CONFIG_FILE
-    if not model_file.exists() or not config_file.exists():
-        raise ModelError(f"{run_dir} is not a finished run (no {MODEL_FILE} or {CONFIG_FILE})")
+    if not artifacts.is_finished_run(run_dir):
+        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE} beside {MODEL_FILE} and {CONFIG_FILE})")
     config = Config.load(config_file)
     model = models.load_model(model_file)
     metrics_file, run_file = run_dir / METRICS_FILE, run_dir / RUN_FILE
-    metrics = artifacts.read_json(metrics_file) if metrics_file.exists() else {}
+    metrics = artifacts.read_json(metrics_file)
     run_info = artifacts.read_json(run_file) if run_file.exists() else {}
     metadata = {"run_dir": str(run_dir), "command": run_info.get("argv"), "metrics": metrics}
     return export_model(model, config, Path(export_root) / (name or config.model), metadata)

@@ -21,8 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sentiment.artifacts import write_text
 from sentiment.config import Config
-from sentiment.errors import DataError
+from sentiment.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ _VECTORIZE_CHUNK = 512  # reviews vectorized per parallel map call
 @keras.saving.register_keras_serializable(package="sentiment", name="standardize")
 def standardize(text: tf.Tensor) -> tf.Tensor:
     """Lower-case, drop HTML line breaks and punctuation, keep ! and ? as tokens (tf.string → tf.string)."""
-    text = tf.strings.lower(text)
+    text = tf.strings.lower(text, encoding="utf-8")  # not ASCII-only: "CAFÉ" → "café"
+    text = tf.strings.regex_replace(text, "[’‘`´]", "'")  # typographic apostrophes: "don’t" → "don't"
     text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
     text = tf.strings.regex_replace(text, r"<[^>]*>", " ")
     # "!" and "?" carry sentiment ("great!!" vs "great?"); every other mark is noise.
     text = tf.strings.regex_replace(text, r"([!?])", r" \1 ")
-    text = tf.strings.regex_replace(text, r"[^\w\s!?']", " ")
+    text = tf.strings.regex_replace(text, r"[^\p{L}\p{N}\s!?']", " ")  # Unicode letters and digits stay
     text = tf.strings.regex_replace(text, r"(^|\s)'+|'+(\s|$)", " ")  # quotes, not apostrophes
     text = tf.strings.regex_replace(text, r"\s+", " ")
     return tf.strings.strip(text)
@@ -110,8 +112,7 @@ def load_tfds(val_fraction: float) -> Splits:
     try:
         parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True)
     except Exception as e:  # download, checksum and I/O failures all look different
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line}); pass a CSV or aclImdb path with --data") from e
+        raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line(e)}); pass a CSV or aclImdb path with --data") from e
     return Splits(*(_split_from_pairs(tfds.as_numpy(part)) for part in parts))
 
 
@@ -162,12 +163,14 @@ def parse_label(value: str | None, path: Path, line: int) -> int:
 def load_aclimdb(path: Path, val_fraction: float, seed: int) -> Splits:
     """Load the Stanford layout (folder or tarball): train → train/validation, test → test."""
     files = iter_aclimdb_tar(path) if path.is_file() else iter_aclimdb_dir(path)
-    parts: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
     try:
-        for split, label, text in files:
-            parts[split].append((text, label))
+        # Sorted by split/label/file name: folder and tarball then give the same seeded split.
+        rows = sorted(files)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
         raise DataError(f"cannot read aclImdb archive {path}: {e}") from e
+    parts: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    for split, label, _, text in rows:
+        parts[split].append((text, label))
     for split, rows in parts.items():
         if not rows:
             raise DataError(f"{path} has no reviews under {split}/pos or {split}/neg (is it an aclImdb folder?)")
@@ -175,17 +178,17 @@ def load_aclimdb(path: Path, val_fraction: float, seed: int) -> Splits:
     return Splits(train.train, train.validation, _split_from_pairs(parts["test"]))
 
 
-def iter_aclimdb_dir(path: Path) -> Iterator[tuple[str, int, str]]:
-    """Yield (split, label, text) from an extracted aclImdb folder, in sorted file order."""
+def iter_aclimdb_dir(path: Path) -> Iterator[tuple[str, int, str, str]]:
+    """Yield (split, label, file name, text) from an extracted aclImdb folder."""
     root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
     for split in ("train", "test"):
         for label_name, label in (("neg", 0), ("pos", 1)):
-            for file in sorted((root / split / label_name).glob("*.txt")):
-                yield split, label, file.read_text(encoding="utf-8", errors="replace")
+            for file in (root / split / label_name).glob("*.txt"):
+                yield split, label, file.name, file.read_text(encoding="utf-8", errors="replace")
 
 
-def iter_aclimdb_tar(path: Path) -> Iterator[tuple[str, int, str]]:
-    """Yield (split, label, text) from ``aclImdb_v1.tar.gz`` without extracting it; unsup is skipped."""
+def iter_aclimdb_tar(path: Path) -> Iterator[tuple[str, int, str, str]]:
+    """Yield (split, label, file name, text) from ``aclImdb_v1.tar.gz`` without extracting it; unsup is skipped."""
     with tarfile.open(path, "r:*") as tar:
         for member in tar:  # streamed: the archive is read once, front to back
             parts = member.name.split("/")
@@ -194,7 +197,7 @@ def iter_aclimdb_tar(path: Path) -> Iterator[tuple[str, int, str]]:
             split, label_name = parts[-3], parts[-2]
             if split in ("train", "test") and label_name in ("neg", "pos"):
                 data = tar.extractfile(member).read()
-                yield split, int(label_name == "pos"), data.decode("utf-8", errors="replace")
+                yield split, int(label_name == "pos"), parts[-1], data.decode("utf-8", errors="replace")
 
 
 def _split_from_pairs(pairs: Iterable[tuple[str | bytes, int]]) -> Split:
@@ -262,6 +265,17 @@ def make_vectorizer(config: Config, vocabulary: list[str] | None = None, ragged:
     )
 
 
+def save_vocabulary(vectorizer: keras.layers.TextVectorization, path: Path) -> None:
+    """Write the vocabulary one token per line, without the implied padding and OOV entries."""
+    write_text(path, "\n".join(vectorizer.get_vocabulary()[2:]))
+
+
+def load_vocabulary(path: Path) -> list[str]:
+    """Read a vocabulary written by :func:`save_vocabulary`; pass it as ``make_vectorizer(vocabulary=...)``."""
+    text = path.read_text(encoding="utf-8")
+    return text.split("\n") if text else []
+
+
 def adapt_vectorizer(texts: list[str], config: Config) -> keras.layers.TextVectorization:
     """Build a ragged vectorizer whose vocabulary comes from ``texts`` (training reviews only)."""
     vectorizer = make_vectorizer(config, ragged=True)
@@ -304,10 +318,7 @@ def make_eval_dataset(split: Split, vectorizer: keras.layers.TextVectorization, 
 
 
 def token_lengths(texts: list[str]) -> np.ndarray:
-    """Return each review's token count after standardization, before truncation (int64 [n]).
-
-    Equals what the vectorizer produces: it splits the same standardized text on whitespace.
-    """
+    """Return each review's token count before truncation (int64 [n]); the vectorizer's split exactly."""
     counts = [
         tf.strings.split(standardize(tf.constant(texts[i : i + 4096]))).row_lengths().numpy()
         for i in range(0, len(texts), 4096)

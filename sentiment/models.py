@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from sentiment.config import Config
-from sentiment.errors import ConfigError, ModelError
+from sentiment.errors import ConfigError, ModelError, first_line
 from sentiment.input_pipeline import standardize  # noqa: F401  (registers it for loading saved models)
 
 log = logging.getLogger(__name__)
@@ -179,5 +179,4 @@ def load_model(path: str | Path) -> keras.Model:
     try:
         return keras.saving.load_model(path)
     except (OSError, ValueError, TypeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load model {path}: {first}") from e
+        raise ModelError(f"cannot load model {path}: {first_line(e)}") from e

@@ -14,11 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment.artifacts import METADATA_FILE, SIGNATURE
-from sentiment.errors import ModelError, SentimentError
+from sentiment.artifacts import numbered_versions
+from sentiment.errors import ModelError, SentimentError, first_line
+from sentiment.input_pipeline import standardize
 
 log = logging.getLogger(__name__)
 
-# The model reads only its first max_len tokens; capping characters keeps a
+# The model reads only max_len tokens of a review; capping characters keeps a
 # pathological input (a 1 MB "review") from costing seconds of tokenization.
 MAX_REVIEW_CHARS = 100_000
 
@@ -51,11 +53,12 @@ class Predictor:
             loaded = tf.saved_model.load(str(path))
             self._fn = loaded.signatures[SIGNATURE]
         except (OSError, KeyError, ValueError, tf.errors.OpError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load model {path}: {first}") from e
+            raise ModelError(f"cannot load model {path}: {first_line(e)}") from e
         self._loaded = loaded  # keeps the signature's variables alive
         meta = path / METADATA_FILE
         self.metadata = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
+        # Which end of a long review the model reads (older exports: the head).
+        self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Return P(positive) float32 [n] for raw review strings."""
@@ -73,7 +76,7 @@ def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
             raise ModelError(f"no model {spec!r}: not a directory, nor a name under {root}/ (available: {', '.join(names) or 'none'})")
     if (path / "saved_model.pb").exists():
         return path
-    versions = sorted((p for p in path.glob("*") if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    versions = [p for p in numbered_versions(path) if p.is_dir()]
     if not versions:
         raise ModelError(f"{path} is neither a SavedModel (no saved_model.pb) nor a folder of numbered versions")
     if not (versions[-1] / "saved_model.pb").exists():
@@ -81,16 +84,25 @@ def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
     return versions[-1]
 
 
-def check_review(review: Review) -> Review:
-    """Mark empty reviews as rejected and cap very long ones, with a message for the user."""
+def check_review(review: Review, keep_tail: bool) -> Review:
+    """Mark empty reviews as rejected and cap very long ones at the end the model reads."""
     if not review.text.strip():
         review.problem = "empty review"
     elif len(review.text) > MAX_REVIEW_CHARS:
-        log.warning(
-            "%s: %d characters; only the first %d are read", review.source, len(review.text), MAX_REVIEW_CHARS
-        )
-        review.text = review.text[:MAX_REVIEW_CHARS]
+        end = "last" if keep_tail else "first"
+        log.warning("%s: %d characters; only the %s %d are read", review.source, len(review.text), end, MAX_REVIEW_CHARS)
+        review.text = review.text[-MAX_REVIEW_CHARS:] if keep_tail else review.text[:MAX_REVIEW_CHARS]
     return review
+
+
+def reject_wordless(reviews: list[Review]) -> None:
+    """Mark reviews with no words left after standardization (e.g. only markup or punctuation)."""
+    if not reviews:
+        return
+    cleaned = standardize(tf.constant([r.text for r in reviews])).numpy()
+    for review, text in zip(reviews, cleaned):
+        if not text:
+            review.problem = "no words in review (only markup or punctuation)"
 
 
 def read_lines(data: bytes, source: str = "line") -> Iterator[Review]:
@@ -120,7 +132,10 @@ def classify(
     """Classify valid reviews in batches; return the predictions and the rejected reviews."""
     if not 0.0 <= threshold <= 1.0:
         raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")
-    checked = [check_review(r) if r.problem is None else r for r in reviews]
+    if batch_size < 1:
+        raise SentimentError(f"batch size must be at least 1, got {batch_size}")
+    checked = [check_review(r, predictor.keeps_tail) if r.problem is None else r for r in reviews]
+    reject_wordless([r for r in checked if r.problem is None])
     valid = [r for r in checked if r.problem is None]
     predictions = []
     for start in range(0, len(valid), batch_size):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from sentiment import evaluation, input_pipeline, models, prediction
+from sentiment import artifacts, evaluation, input_pipeline, models, prediction
 from sentiment.artifacts import CONFIG_FILE, MODEL_FILE
 from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError
@@ -30,6 +30,16 @@ def load_scorer(spec: str, models_dir: str | Path = "saved_models") -> tuple[eva
     if "config" not in predictor.metadata:
         raise ModelError(f"{predictor.path} has no training config in its metadata")
     return predictor.probabilities, Config.from_dict(predictor.metadata["config"]), f"model {predictor.path}"
+
+
+def default_out_dir(spec: str, split: str, out: str | None = None, several: bool = False) -> Path:
+    """Where a report goes: inside a run dir, else reports/; one subfolder per model under a shared --out."""
+    name = f"{Path(spec).name}-{split}"
+    if out:
+        return Path(out) / name if several else Path(out)
+    if artifacts.is_finished_run(Path(spec)):
+        return Path(spec) / f"eval-{split}"
+    return Path("reports") / name  # never inside a served SavedModel version
 
 
 def select_split(splits: input_pipeline.Splits, split: str) -> input_pipeline.Split:

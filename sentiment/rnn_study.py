@@ -43,10 +43,7 @@ def forward_from_embeddings(model: keras.Model, embedded: tf.Tensor, mask: tf.Te
 
 
 def gradient_norms(model: keras.Model, token_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Return mean over the batch of ||d loss / d embedding_t|| per step t: ids int32 [b, T] → float [T].
-
-    Every row must be exactly T real tokens (no padding), so step t is T-1-t tokens before the last one.
-    """
+    """Return the batch mean of ||d loss / d embedding_t|| per step: ids int32 [b, T], no padding → float [T]."""
     ids = tf.constant(token_ids, tf.int32)
     embedded = model.get_layer("embedding")(ids)
     mask = tf.ones_like(ids, dtype=tf.bool)
@@ -62,7 +59,7 @@ def gradient_norms(model: keras.Model, token_ids: np.ndarray, labels: np.ndarray
 def review_batch(run_dir: Path, config: Config, steps: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``size`` test reviews with at least ``steps`` tokens, cut to their first ``steps``: ids [size, steps]."""
     splits = input_pipeline.load_splits(dataclasses.replace(config, max_examples=0))
-    vocabulary = (run_dir / VOCAB_FILE).read_text(encoding="utf-8").split("\n")
+    vocabulary = input_pipeline.load_vocabulary(run_dir / VOCAB_FILE)
     vectorizer = input_pipeline.make_vectorizer(config, vocabulary=vocabulary, ragged=True)
     lengths = input_pipeline.token_lengths(splits.test.texts)
     chosen = np.flatnonzero(lengths >= steps)[:size]
@@ -124,7 +121,8 @@ def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int =
     return float(((probs >= 0.5) == y[n_train:]).mean())
 
 
-def long_range_probe(distances=PROBE_DISTANCES, model_names=PROBE_MODELS, seed: int = 0, epochs: int = 8) -> dict:
+def long_range_probe(distances: tuple[int, ...] = PROBE_DISTANCES, model_names: tuple[str, ...] = PROBE_MODELS,
+                     seed: int = 0, epochs: int = 8) -> dict:
     """Return test accuracy per model per distance on the signal-then-distractors task."""
     results: dict = {"distances": list(distances), "accuracy": {}, "seconds": {}}
     for name in model_names:
@@ -172,20 +170,20 @@ def plot_length_comparison(buckets: dict[str, list[dict]], path: Path) -> None:
     """Grouped bars: test accuracy per length bucket per model."""
     plt = evaluation.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = list(buckets)
-    labels = [b["bucket"] for b in buckets[names[0]]]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        ax.bar(np.arange(len(labels)) + i * width, [b["accuracy"] or 0 for b in buckets[name]], width, label=name)
-    ax.set_xticks(np.arange(len(labels)) + width * (len(names) - 1) / 2, labels)
+    groups = [b["bucket"] for b in next(iter(buckets.values()))]
+    evaluation.plot_grouped_bars(ax, groups, {name: [b["accuracy"] for b in bs] for name, bs in buckets.items()})
     ax.set(xlabel="review length (tokens)", ylabel="test accuracy", ylim=(0.5, 1.0), title="real reviews: accuracy by length")
-    ax.legend()
     evaluation.save_figure(fig, path)
 
 
 def ratio(values: list[float], near: int, far: int) -> float:
     """Return gradient norm at distance ``far`` over the norm at distance ``near``."""
     return float(values[far] / values[near]) if values[near] else float("nan")
+
+
+def fmt(value: float | None) -> str:
+    """Format an accuracy, or n/a for an empty bucket."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def render_study(flow: dict, probe: dict, buckets: dict[str, list[dict]], far: int) -> str:
@@ -204,16 +202,16 @@ def render_study(flow: dict, probe: dict, buckets: dict[str, list[dict]], far: i
     names = list(buckets)
     lines += ["| tokens | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
     for i, b in enumerate(buckets[names[0]]):
-        cells = [f"{buckets[n][i]['accuracy']:.3f} (n={buckets[n][i]['count']})" for n in names]
+        cells = [f"{fmt(buckets[n][i]['accuracy'])} (n={buckets[n][i]['count']})" for n in names]
         lines.append(f"| {b['bucket']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def run_study(run_dirs: dict[str, Path], out_dir: Path, gradient_steps: int = 400, probe_epochs: int = 8,
-              distances=PROBE_DISTANCES, seed: int = 0) -> Path:
+              distances: tuple[int, ...] = PROBE_DISTANCES, seed: int = 0) -> Path:
     """Measure everything, write plots, study.json and study.md into ``out_dir``; return study.md."""
     for name, run_dir in run_dirs.items():
-        if not (run_dir / METRICS_FILE).exists():
+        if not artifacts.is_finished_run(run_dir):
             raise ModelError(f"{run_dir} ({name}) is not a finished run")
     out_dir.mkdir(parents=True, exist_ok=True)
     flow = gradient_flow(run_dirs, gradient_steps)

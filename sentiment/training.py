@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -124,12 +125,28 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
         keras.callbacks.ModelCheckpoint(
             checkpoint, monitor="val_loss", save_best_only=True, initial_value_threshold=min(previous, default=None)
         ),
-        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable.
-        keras.callbacks.BackupAndRestore(run_dir / BACKUP_DIR, double_checkpoint=True),
+        # History first, then the backup: a kill between the two leaves an extra history row,
+        # which trim_history drops on resume (a missing row could not be recovered).
         keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=True),
+        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable;
+        # the backup outlives fit() and is cleared once the run's metrics are written.
+        keras.callbacks.BackupAndRestore(run_dir / BACKUP_DIR, double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False),
     ]
     return callbacks
+
+
+def training_done(history: list[dict[str, float]], config: Config) -> bool:
+    """Return True if a resumed run had already stopped: all epochs run, or patience used up."""
+    losses = [row.get("val_loss", np.inf) for row in history]
+    if not losses:
+        return False
+    return len(losses) >= config.epochs or len(losses) - 1 - int(np.argmin(losses)) >= config.patience
+
+
+def clear_backup(run_dir: Path) -> None:
+    """Delete the resume state once a run is complete."""
+    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
 
 
 def fit(
@@ -144,10 +161,14 @@ def fit(
     """Train ``model`` until early stopping or ``config.epochs``, resuming from ``run_dir`` if a backup exists."""
     done = epochs_backed_up(run_dir)
     trim_history(run_dir, done)
-    if done:
-        log.info("resuming %s after %d finished epoch(s)", run_dir, done)
-    callbacks = make_callbacks(run_dir, config, verbose) + list(extra_callbacks or [])
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if done and training_done(read_history(run_dir), config):
+        log.info("%s had finished training (%d epochs); restoring its best checkpoint", run_dir, done)
+        model.set_weights(keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=False).get_weights())
+    else:
+        if done:
+            log.info("resuming %s after %d finished epoch(s)", run_dir, done)
+        callbacks = make_callbacks(run_dir, config, verbose) + list(extra_callbacks or [])
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     history = read_history(run_dir)
-    losses = [row.get("val_loss", np.inf) for row in history]
-    return FitResult(history=history, initial_epoch=done, best_epoch=int(np.argmin(losses)) if losses else 0)
+    best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
+    return FitResult(history=history, initial_epoch=done, best_epoch=int(best["epoch"]))

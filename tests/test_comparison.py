@@ -48,6 +48,7 @@ def test_comparison_refuses_different_splits(two_runs, tmp_path):
     other.mkdir()
     artifacts.write_json(other / "config.json", config.to_dict())
     artifacts.write_json(other / "metrics.json", artifacts.read_json(two_runs[1] / "metrics.json"))
+    (other / "model.keras").write_bytes((two_runs[1] / "model.keras").read_bytes())
     with pytest.raises(ModelError, match="differ in seed"):
         comparison.compare([two_runs[0], other], tmp_path / "out", with_baseline=False)
 

@@ -33,3 +33,10 @@ def test_json_round_trip(tmp_path):
 
 def test_unknown_keys_from_newer_versions_are_ignored():
     assert Config.from_dict({"model": "lstm", "future_field": 1}).model == "lstm"
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("dropout", 1.5), ("max_len", 0), ("val_fraction", -0.1),
+                                          ("truncate", "middle"), ("lr_decay", 0.0)])
+def test_impossible_settings_are_config_errors(field, value):
+    with pytest.raises(ConfigError, match=field):
+        make_config("lstm", **{field: value})

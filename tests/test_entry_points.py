@@ -39,11 +39,13 @@ def test_train_bad_data_is_one_line_error(tmp_path, content, message):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
-def test_unknown_model_and_study_args_are_one_line_errors(tmp_path):
+def test_unknown_model_and_missing_runs_are_one_line_errors(tmp_path):
     result = run_script("train.py", "--model", "transformer", "--data", "x.csv")
     assert result.returncode == 2 and "unknown model 'transformer'" in result.stderr and "Traceback" not in result.stderr
     result = run_script("evaluate.py", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "error: no model" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("study.py", "--run", f"lstm={tmp_path}", "--out", str(tmp_path / "study"))
+    assert result.returncode == 2 and "is not a finished run" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -24,6 +24,10 @@ def test_standardize_strips_markup_and_punctuation():
     assert clean("<br /> ... <br />") == ""
 
 
+def test_standardize_keeps_non_ascii_letters():
+    assert clean("Amélie, CAFÉ — don’t miss «it»") == "amélie café don't miss it"
+
+
 def test_csv_split_is_seeded_and_disjoint(csv_path, tiny_config):
     config = tiny_config()
     a, b = ip.load_splits(config), ip.load_splits(config)
@@ -89,7 +93,9 @@ def test_aclimdb_folder_and_tarball_agree(aclimdb_dir, aclimdb_tar, tiny_config)
     from_dir = ip.load_splits(tiny_config(data=str(aclimdb_dir)))
     from_tar = ip.load_splits(tiny_config(data=str(aclimdb_tar)))
     assert from_dir.sizes() == from_tar.sizes() == {"train": 32, "validation": 8, "test": 20}
-    assert sorted(from_dir.train.texts) == sorted(from_tar.train.texts)
+    for (_, a), (_, b) in zip(from_dir.items(), from_tar.items()):
+        assert a.texts == b.texts  # the same seeded split, whatever order the archive lists files in
+        np.testing.assert_array_equal(a.labels, b.labels)
     assert "unlabelled review" not in from_dir.train.texts + from_tar.train.texts
 
 
@@ -162,3 +168,32 @@ def test_tfds_validation_is_a_deterministic_slice_of_train():
     assert ip.tfds_split_names(0.1) == ["train[:90%]", "train[90%:]", "test"]
     with pytest.raises(DataError):
         ip.tfds_split_names(0.0)
+
+
+def test_saved_vocabulary_reproduces_the_ids_even_when_full(tmp_path, csv_path, tiny_config):
+    """Resume and the study rebuild the vectorizer from vocabulary.txt: ids must not shift."""
+    config = tiny_config(vocab_size=12)  # far fewer slots than words: the vocabulary is full
+    splits = ip.load_splits(config)
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+    assert vectorizer.vocabulary_size() == 12
+    ip.save_vocabulary(vectorizer, tmp_path / "vocabulary.txt")
+    again = ip.make_vectorizer(config, vocabulary=ip.load_vocabulary(tmp_path / "vocabulary.txt"), ragged=True)
+    texts = tf.constant(splits.test.texts)
+    np.testing.assert_array_equal(vectorizer(texts).flat_values.numpy(), again(texts).flat_values.numpy())
+
+
+@pytest.mark.parametrize("truncate", ["head", "tail"])
+def test_pipeline_and_end_to_end_model_keep_the_same_tokens(csv_path, tiny_config, truncate):
+    """Training (tf.data) and serving (TruncateTokens in the model) must see identical ids."""
+    from sentiment import models
+
+    config = tiny_config(vocab_size=1000, max_len=10, truncate=truncate)
+    splits = ip.load_splits(config)
+    vectorizer = ip.adapt_vectorizer(splits.train.texts, config)
+    from_pipeline = [ids.numpy() for ids, _ in ip.encode(splits.test, vectorizer, config)]
+    assert max(len(ids) for ids in from_pipeline) == 10  # some reviews were truncated
+    dense = ip.make_vectorizer(config, vocabulary=vectorizer.get_vocabulary())
+    served = models.TruncateTokens(config.max_len, truncate)(dense(tf.constant(splits.test.texts))).numpy()
+    for row, ids in zip(served, from_pipeline):
+        np.testing.assert_array_equal(row[: len(ids)], ids)
+        assert (row[len(ids):] == 0).all()

@@ -58,11 +58,23 @@ def test_classify_batches_thresholds_and_rejects(saved_model):
 
 def test_huge_review_is_capped_not_fatal(saved_model, caplog):
     predictor = prediction.Predictor(prediction.resolve_model("lstm", saved_model))
-    huge = prediction.Review("big", "great " * 200_000)  # ~1.2 MB
+    assert predictor.keeps_tail  # the shared run uses the default truncate="tail"
+    huge = prediction.Review("big", "START " + "great " * 200_000 + "THE END")  # ~1.2 MB
     with caplog.at_level("WARNING"):
         preds, rejected = prediction.classify(predictor, [huge])
     assert len(preds) == 1 and not rejected
-    assert "only the first" in caplog.text
+    assert "only the last 100000" in caplog.text
+    assert preds[0].text.endswith("THE END") and not preds[0].text.startswith("START")
+    head = prediction.check_review(prediction.Review("h", "START " + "x " * 60_000), keep_tail=False)
+    assert head.text.startswith("START") and len(head.text) == prediction.MAX_REVIEW_CHARS
+
+
+def test_reviews_without_words_are_rejected(saved_model):
+    predictor = prediction.Predictor(prediction.resolve_model("lstm", saved_model))
+    reviews = [prediction.Review("a", "<br /><br />"), prediction.Review("b", "..."), prediction.Review("c", "great film")]
+    preds, rejected = prediction.classify(predictor, reviews)
+    assert [p.source for p in preds] == ["c"]
+    assert [r.source for r in rejected] == ["a", "b"] and "no words" in rejected[0].problem
 
 
 def test_invalid_utf8_lines_are_reported_and_others_kept():

@@ -63,10 +63,47 @@ def test_resumed_early_stopping_keeps_its_patience(tmp_path):
     assert (stopper.best, stopper.best_epoch, stopper.wait) == (0.4, 1, 1)
 
 
-def test_epoch_timer_adds_times_to_logs():
+def test_epoch_timer_separates_training_from_validation_time():
+    import time
+
     timer = training.EpochTimer()
     logs = {}
     timer.on_epoch_begin(0)
     timer.on_test_begin()
+    time.sleep(0.05)  # "validation"
     timer.on_epoch_end(0, logs)
-    assert 0 <= logs["train_seconds"] <= logs["epoch_seconds"]
+    assert logs["train_seconds"] < 0.04 and logs["epoch_seconds"] >= 0.05
+
+
+class CrashAtTrainEnd(keras.callbacks.Callback):
+    """Simulates a kill after the last epoch but before the run's metrics are written."""
+
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt("simulated kill")
+
+
+def test_run_killed_after_training_is_not_retrained(tiny_config, tmp_path, caplog):
+    config = tiny_config("lstm", epochs=2)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, run_dir, extra_callbacks=[CrashAtTrainEnd()])
+    assert training.epochs_backed_up(run_dir) == 2 and not (run_dir / artifacts.METRICS_FILE).exists()
+    started = []
+
+    class RecordStart(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    with caplog.at_level("INFO"):
+        experiment.run(config, run_dir, extra_callbacks=[RecordStart()])
+    assert started == [] and "had finished training" in caplog.text
+    assert (run_dir / artifacts.METRICS_FILE).exists() and not (run_dir / training.BACKUP_DIR).exists()
+    assert len(training.read_history(run_dir)) == 2
+
+
+def test_bad_data_leaves_no_run_dir(tiny_config, tmp_path):
+    from sentiment.errors import DataError
+
+    with pytest.raises(DataError):
+        experiment.run(tiny_config("lstm", data=str(tmp_path / "missing.csv")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
