@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -168,7 +169,10 @@ def fit(
         if done:
             log.info("resuming %s after %d finished epoch(s)", run_dir, done)
         callbacks = make_callbacks(run_dir, config, verbose) + list(extra_callbacks or [])
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+        with warnings.catch_warnings():
+            # Bucketed datasets have no known length, which is how Keras finds an epoch's end.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     history = read_history(run_dir)
     best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
     return FitResult(history=history, initial_epoch=done, best_epoch=int(best["epoch"]))

@@ -20,6 +20,17 @@ class CrashAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
+class RecordStart(keras.callbacks.Callback):
+    """Records which epochs start."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
 def test_same_config_twice_gives_same_validation_metrics(tiny_config, tmp_path):
     config = tiny_config("lstm", epochs=2)
     histories = [training.read_history(experiment.run(config, tmp_path / name)) for name in ("a", "b")]
@@ -36,15 +47,10 @@ def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path,
     assert len(training.read_history(run_dir)) == 2
     assert not (run_dir / artifacts.METRICS_FILE).exists()
 
-    started = []
-
-    class RecordStart(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            started.append(epoch)
-
+    started = RecordStart()
     with caplog.at_level("INFO"):
-        experiment.run(config, run_dir, extra_callbacks=[RecordStart()])
-    assert started == [2]  # only the unfinished epoch ran again
+        experiment.run(config, run_dir, extra_callbacks=[started])
+    assert started.epochs == [2]  # only the unfinished epoch ran again
     assert "resuming" in caplog.text
     history = training.read_history(run_dir)
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
@@ -88,15 +94,10 @@ def test_run_killed_after_training_is_not_retrained(tiny_config, tmp_path, caplo
     with pytest.raises(KeyboardInterrupt):
         experiment.run(config, run_dir, extra_callbacks=[CrashAtTrainEnd()])
     assert training.epochs_backed_up(run_dir) == 2 and not (run_dir / artifacts.METRICS_FILE).exists()
-    started = []
-
-    class RecordStart(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            started.append(epoch)
-
+    started = RecordStart()
     with caplog.at_level("INFO"):
-        experiment.run(config, run_dir, extra_callbacks=[RecordStart()])
-    assert started == [] and "had finished training" in caplog.text
+        experiment.run(config, run_dir, extra_callbacks=[started])
+    assert started.epochs == [] and "had finished training" in caplog.text
     assert (run_dir / artifacts.METRICS_FILE).exists() and not (run_dir / training.BACKUP_DIR).exists()
     assert len(training.read_history(run_dir)) == 2
 
