@@ -17,6 +17,7 @@ from sentiment.errors import ConfigError
 # user gives always wins over these; these win over the dataclass defaults.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "lstm": {},
+    "lstm_chrono": {},
     "gru": {},
     "bilstm": {},
     # SimpleRNN gradients explode or vanish over long inputs: a smaller step and
@@ -34,7 +35,7 @@ def _field(default: Any, help: str) -> Any:
 class Config:
     """Hyperparameters and data settings of one training run."""
 
-    model: str = _field("lstm", "registered builder: lstm, simple_rnn, gru, bilstm")
+    model: str = _field("lstm", "registered builder: lstm, simple_rnn, gru, bilstm, lstm_chrono")
     data: str = _field("imdb", "imdb (TFDS imdb_reviews), a .csv/.csv.gz path, or an aclImdb folder/tarball")
     seed: int = _field(42, "seeds shuffling, splits, weight init and dropout")
     val_fraction: float = _field(0.1, "share of the training reviews held out for validation")

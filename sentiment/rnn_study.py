@@ -26,7 +26,7 @@ from sentiment.errors import ModelError
 log = logging.getLogger(__name__)
 
 PROBE_DISTANCES = (10, 50, 100, 200, 400)
-PROBE_MODELS = ("simple_rnn", "lstm", "gru")
+PROBE_MODELS = ("simple_rnn", "lstm", "lstm_chrono", "gru")
 SIGNAL_TOKENS = (2, 3)  # negative, positive; 0 is padding, 1 out-of-vocabulary
 
 
@@ -101,17 +101,17 @@ def make_probe_data(n: int, distance: int, vocab_size: int, seed: int) -> tuple[
     return np.concatenate([signal, distractors], axis=1).astype(np.int32), labels.astype(np.float32)
 
 
-def probe_config(model: str, seed: int) -> Config:
+def probe_config(model: str, distance: int, seed: int) -> Config:
     """Return the small config the probe trains with: the project's builders, last-state readout."""
     return make_config(
-        model, vocab_size=64, embedding_dim=16, units=32, readout="last", embedding_dropout=0.0, dropout=0.0,
+        model, vocab_size=64, max_len=distance + 1, embedding_dim=16, units=32, readout="last", embedding_dropout=0.0, dropout=0.0,
         learning_rate=3e-3, clipnorm=1.0, batch_size=64, seed=seed,
     )
 
 
 def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int = 2048, n_test: int = 512, epochs: int = 8) -> float:
     """Train one model on the probe at one distance; return its test accuracy."""
-    config = probe_config(model_name, seed)
+    config = probe_config(model_name, distance, seed)
     keras.utils.set_random_seed(seed)
     x, y = make_probe_data(n_train + n_test, distance, config.vocab_size, seed)
     model = models.compile_model(models.build_model(config), config)

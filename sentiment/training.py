@@ -50,15 +50,18 @@ def log_devices() -> None:
 class EpochTimer(keras.callbacks.Callback):
     """Adds ``train_seconds`` (fit only) and ``epoch_seconds`` (with validation) to each epoch's logs."""
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Start the epoch's clock."""
         self._start = time.perf_counter()
         self._train_end = None
 
-    def on_test_begin(self, logs=None):
-        if getattr(self, "_train_end", 0) is None:  # only the validation pass inside fit
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        """Stop the training clock when validation starts (only the first time in an epoch)."""
+        if getattr(self, "_train_end", 0) is None:
             self._train_end = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Record both durations in the epoch's logs (and so in history.csv)."""
         now = time.perf_counter()
         if logs is not None:
             logs["train_seconds"] = (self._train_end or now) - self._start
@@ -73,7 +76,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.previous_losses = previous_losses
         self.best_checkpoint = best_checkpoint
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Reset as usual, then take up the state earlier sessions of this run left."""
         super().on_train_begin(logs)
         if not self.previous_losses:
             return

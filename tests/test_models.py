@@ -29,7 +29,7 @@ def test_padding_does_not_change_the_prediction(name):
     np.testing.assert_allclose(short, padded, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "bilstm"])
+@pytest.mark.parametrize("name", ["lstm", "lstm_chrono", "gru", "bilstm"])
 def test_gated_models_stay_cudnn_eligible(name):
     """Guards the GPU path: changing an argument that disables cuDNN fails here."""
     cells = models.recurrent_cells(models.build_model(make_config(name, vocab_size=50)))
@@ -78,3 +78,11 @@ def test_tail_truncation_keeps_the_last_tokens_and_right_padding():
     ids = np.array([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0], [1, 2, 3, 4, 0]], dtype=np.int32)
     np.testing.assert_array_equal(layer(ids).numpy(), [[7, 8, 9], [5, 6, 0], [2, 3, 4]])
     np.testing.assert_array_equal(models.TruncateTokens(3, "head")(ids).numpy(), ids[:, :3])
+
+
+def test_chrono_bias_opens_forget_gates_for_the_horizon():
+    bias = models.ChronoBias(max_steps=100, seed=0)((4 * 50,)).numpy()
+    input_gate, forget_gate = bias[:50], bias[50:100]
+    np.testing.assert_allclose(input_gate, -forget_gate)
+    assert (forget_gate >= 0).all() and (forget_gate <= np.log(99) + 1e-6).all() and forget_gate.mean() > 2
+    np.testing.assert_array_equal(bias[100:], 0)
