@@ -43,7 +43,7 @@ def table_row(name: str, m: dict) -> dict:
         "roc_auc": m["roc_auc"],
         "ece": m["ece"],
         "val_accuracy": m.get("validation", {}).get("accuracy"),
-        "train_seconds": t.get("wall_seconds"),
+        "train_time_s": t.get("wall_seconds"),
         "epochs": t.get("epochs"),
         "tokens_per_second": t.get("tokens_per_second"),
         "parameters": m.get("parameters"),
@@ -52,12 +52,22 @@ def table_row(name: str, m: dict) -> dict:
     return row
 
 
+def format_cell(key: str, value: object) -> str:
+    """Format a table cell: 4 decimals for scores, whole numbers for counts, times and rates."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not key.endswith(("_s", "_second")):
+        return f"{value:.4f}"
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    return str(value)
+
+
 def render_table(rows: list[dict]) -> str:
     """Render rows as a Markdown table."""
     keys = list(rows[0])
-    cell = lambda v: "" if v is None else f"{v:.4f}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_cell(k, r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -66,12 +76,14 @@ def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Pa
     plt = evaluation.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     names = [r["model"] for r in rows]
-    axes[0].bar(names, [r["accuracy"] for r in rows], color="tab:blue")
-    axes[0].set(title="test accuracy", ylim=(min(0.5, min(r["accuracy"] for r in rows)), 1.0))
+    bars = axes[0].bar(names, [r["accuracy"] for r in rows], color="tab:blue")
+    axes[0].bar_label(bars, fmt="%.3f", fontsize=8)
+    low = min(r["accuracy"] for r in rows)
+    axes[0].set(title="test accuracy", ylim=(max(0.0, low - 0.05), 1.0))
     axes[0].tick_params(axis="x", rotation=20)
     buckets = [k for k in rows[0] if k.startswith("acc_")]
     evaluation.plot_grouped_bars(axes[1], [k[4:] for k in buckets], {r["model"]: [r[k] for k in buckets] for r in rows})
-    axes[1].set(title="test accuracy by review length (tokens)", ylim=(0.5, 1.0))
+    axes[1].set(title="test accuracy by review length (tokens)")
     for name, history in histories.items():
         axes[2].plot(range(1, len(history) + 1), [h.get("val_accuracy") for h in history], "o-", label=name)
     axes[2].set(title="validation accuracy per epoch", xlabel="epoch")

@@ -172,7 +172,7 @@ def plot_length_comparison(buckets: dict[str, list[dict]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = [b["bucket"] for b in next(iter(buckets.values()))]
     evaluation.plot_grouped_bars(ax, groups, {name: [b["accuracy"] for b in bs] for name, bs in buckets.items()})
-    ax.set(xlabel="review length (tokens)", ylabel="test accuracy", ylim=(0.5, 1.0), title="real reviews: accuracy by length")
+    ax.set(xlabel="review length (tokens)", ylabel="test accuracy", title="real reviews: accuracy by length")
     evaluation.save_figure(fig, path)
 
 

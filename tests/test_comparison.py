@@ -32,7 +32,7 @@ def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     md = comparison.compare(two_runs, tmp_path)
     rows = artifacts.read_json(tmp_path / "comparison.json")["rows"]
     assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg"]
-    assert all({"accuracy", "f1", "roc_auc", "train_seconds", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
+    assert all({"accuracy", "f1", "roc_auc", "train_time_s", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
     assert rows[1]["parameters"] > rows[0]["parameters"]  # LSTM has four gates' worth of weights
     text = md.read_text()
     assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "comparison.png" in text
@@ -66,3 +66,10 @@ def test_reevaluate_run_dir_and_exported_model(two_runs, tmp_path):
     reevaluation.reevaluate("lstm", tmp_path / "model_eval", split="all", models_dir=tmp_path / "models")
     assert artifacts.read_json(tmp_path / "model_eval" / "metrics.json")["examples"] == 150
     assert (tmp_path / "model_eval" / "report.md").exists()
+
+
+def test_table_cells():
+    assert comparison.format_cell("accuracy", 0.87654) == "0.8765"
+    assert comparison.format_cell("train_time_s", 8.78) == "9"
+    assert comparison.format_cell("tokens_per_second", 193401.2) == "193,401"
+    assert comparison.format_cell("epochs", None) == ""
