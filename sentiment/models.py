@@ -209,8 +209,8 @@ def describe_kernel(model: keras.Model) -> str:
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a ``.keras`` model saved by this project, or raise a one-line ModelError."""
+    """Load a ``.keras`` model saved by this project for inference (no optimizer), or raise a one-line ModelError."""
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=False)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ModelError(f"cannot load model {path}: {first_line(e)}") from e
