@@ -23,7 +23,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", help="output dir (default: <run>/eval-<split>, or reports/<name>)")
     parser.add_argument("--models-dir", default="saved_models", help="where named models live (default: saved_models)")
     parser.add_argument("--compare", action="store_true", help="compare finished runs side by side, with the TF-IDF baseline")
-    parser.add_argument("--no-baseline", action="store_true", help="with --compare: skip the TF-IDF baseline")
     return parser.parse_args(argv)
 
 
@@ -34,7 +33,7 @@ def main() -> int:
     if args.compare:
         from sentiment import comparison
 
-        out = comparison.compare([Path(m) for m in args.models], Path(args.out or "reports/comparison"), not args.no_baseline)
+        out = comparison.compare([Path(m) for m in args.models], Path(args.out or "reports/comparison"))
         print(out.read_text(encoding="utf-8"))
         return 0
     from sentiment import reevaluation

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
@@ -24,7 +25,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("reviews", nargs="*", help="reviews to classify; '-' reads one review per line from stdin")
     parser.add_argument("--file", help="a text file with one review per line")
     parser.add_argument("--model", default="lstm", help="SavedModel dir or name under --models-dir (default: lstm)")
-    parser.add_argument("--models-dir", default="saved_models", help="where named models live (default: saved_models)")
+    parser.add_argument("--models-dir", default=str(Path(__file__).resolve().parent / "saved_models"),
+                        help="where named models live (default: this project's saved_models/)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(positive) at or above which a review is positive")
     parser.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (json: one object per line)")
     parser.add_argument("--batch-size", type=int, default=128, help="reviews per inference batch")

@@ -19,5 +19,5 @@ for model in lstm simple_rnn lstm-len800; do
   mkdir -p "docs/runs/$model"
   cp runs/$model/{report.md,metrics.json,config.json,history.csv,run.json} runs/$model/*.png "docs/runs/$model/"
 done
-[ -d saved_models/lstm ] || $py -c "from sentiment import export; export.export_run('runs/lstm-len800')"
-[ -d saved_models/simple_rnn ] || $py -c "from sentiment import export; export.export_run('runs/simple_rnn')"
+[ -d saved_models/lstm ] || $py export_model.py runs/lstm-len800
+[ -d saved_models/simple_rnn ] || $py export_model.py runs/simple_rnn

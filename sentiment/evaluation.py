@@ -80,7 +80,10 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: flo
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Return ECE: the example-weighted mean |accuracy - confidence| gap over equal-width P(positive) bins."""
+    """Return ECE: the example-weighted mean |observed rate - P(positive)| gap over equal-width bins.
+
+    scikit-learn has no ECE; this uses the same uniform bins as its calibration_curve.
+    """
     which = np.minimum((probs * bins).astype(int), bins - 1)
     gap = 0.0
     for b in range(bins):

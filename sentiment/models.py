@@ -122,8 +122,11 @@ def build_model(config: Config) -> keras.Model:
 
 def compile_model(model: keras.Model, config: Config) -> keras.Model:
     """Compile with Adam (clipped), binary cross-entropy and accuracy/AUC metrics."""
+    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    if compute_dtype(config) == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=optimizer,
         loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )

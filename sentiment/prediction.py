@@ -106,15 +106,12 @@ def reject_wordless(reviews: list[Review]) -> None:
 
 
 def read_lines(data: bytes, source: str = "line") -> Iterator[Review]:
-    """Split file bytes into one review per non-blank line; invalid UTF-8 lines are marked, not fatal."""
+    """Split file bytes into one review per line; invalid UTF-8 lines are marked, not fatal."""
     for number, raw in enumerate(data.splitlines(), start=1):
         try:
-            text = raw.decode("utf-8")
+            yield Review(f"{source} {number}", raw.decode("utf-8"))  # blank lines are rejected as empty later
         except UnicodeDecodeError as e:
             yield Review(f"{source} {number}", "", problem=f"not valid UTF-8 (byte {e.start})")
-            continue
-        if text.strip():
-            yield Review(f"{source} {number}", text)
 
 
 def label_for(probability: float, threshold: float) -> str:

@@ -69,3 +69,11 @@ def test_sigkill_during_an_epoch_then_same_command_resumes(tmp_path):
     assert f"Epoch {done + 1}/{epochs}" in resumed.stdout and "Epoch 1/" not in resumed.stdout
     assert [int(row["epoch"]) for row in training.read_history(run_dir)] == list(range(epochs))
     assert (run_dir / "metrics.json").exists()
+
+
+def test_export_model_script(run_dir, tmp_path):
+    result = run_script("export_model.py", str(run_dir), "--export-dir", str(tmp_path), "--name", "imdb")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "imdb" / "1" / "saved_model.pb").exists() and "exported to" in result.stdout
+    result = run_script("export_model.py", str(tmp_path / "no-run"))
+    assert result.returncode == 2 and "is not a finished run" in result.stderr and "Traceback" not in result.stderr

@@ -80,7 +80,8 @@ def test_reviews_without_words_are_rejected(saved_model):
 def test_invalid_utf8_lines_are_reported_and_others_kept():
     data = b"good film\n\xff\xfe broken\n\nbad film\n"
     reviews = list(prediction.read_lines(data, "f line"))
-    assert [(r.source, r.problem is None) for r in reviews] == [("f line 1", True), ("f line 2", False), ("f line 4", True)]
+    assert [(r.source, r.problem is None) for r in reviews] == [("f line 1", True), ("f line 2", False), ("f line 3", True), ("f line 4", True)]
+    assert reviews[2].text == ""  # kept, so classify() reports it as an empty review
 
 
 def test_gather_reviews_sources(tmp_path):
@@ -117,7 +118,7 @@ def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path):
         (["--model", "nope", "x"], b"", "no model 'nope'"),
         (["   "], b"", "empty review"),
         ([], b"", "no reviews given"),
-        (["-"], b"\n\n", "no reviews given"),
+        (["-"], b"\n  \n", "skipped stdin line 2: empty review"),
     ],
 )
 def test_cli_failures_are_one_line_and_nonzero(saved_model, args, stdin, message):
