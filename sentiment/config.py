@@ -13,6 +13,9 @@ from typing import Any
 
 from sentiment.errors import ConfigError
 
+TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
+READOUTS = ("last", "mean")  # what the classifier reads from the recurrent layer
+
 # Per-model defaults that work well on IMDB (measured, see README). A flag the
 # user gives always wins over these; these win over the dataclass defaults.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -62,8 +65,8 @@ class Config:
         checks = [
             ("vocab_size", self.vocab_size >= 3, "at least 3 (padding, out-of-vocabulary and one word)"),
             ("max_len", self.max_len >= 1, "at least 1"),
-            ("truncate", self.truncate in ("head", "tail"), "head or tail"),
-            ("readout", self.readout in ("last", "mean"), "last or mean"),
+            ("truncate", self.truncate in TRUNCATIONS, " or ".join(TRUNCATIONS)),
+            ("readout", self.readout in READOUTS, " or ".join(READOUTS)),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
             ("units", self.units >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment.artifacts import write_text
-from sentiment.config import Config
+from sentiment.config import TRUNCATIONS, Config
 from sentiment.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
@@ -282,9 +282,6 @@ def adapt_vectorizer(texts: list[str], config: Config) -> keras.layers.TextVecto
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(_VECTORIZE_CHUNK))
     log.info("vocabulary: %d tokens from %d training reviews", vectorizer.vocabulary_size(), len(texts))
     return vectorizer
-
-
-TRUNCATIONS = ("head", "tail")
 
 
 def encode(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:

@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from sentiment.config import Config
+from sentiment.config import READOUTS, Config
 from sentiment.errors import ConfigError, ModelError, first_line
 from sentiment.input_pipeline import standardize  # noqa: F401  (registers it for loading saved models)
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 RecurrentFactory = Callable[[Config, str], keras.layers.Layer]
 
 
-READOUTS = ("last", "mean")
 
 
 def _simple_rnn(config: Config, dtype: str) -> keras.layers.Layer:
