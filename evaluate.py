@@ -16,18 +16,22 @@ from sentiment import cli
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="run dirs, SavedModel dirs or names under --models-dir")
     parser.add_argument("--data", help="dataset to evaluate on (default: the one the model was trained on)")
-    parser.add_argument("--split", default="test", choices=("test", "validation", "train", "all"), help="which part of --data (default: test)")
-    parser.add_argument("--out", help="output dir (default: <run>/eval-<split>, or reports/<name>)")
-    parser.add_argument("--models-dir", default="saved_models", help="where named models live (default: saved_models)")
-    parser.add_argument("--compare", action="store_true", help="compare finished runs side by side, with the TF-IDF baseline")
-    return parser.parse_args(argv)
+    parser.add_argument("--split", choices=("test", "validation", "train", "all"), help="which part of --data (default: test)")
+    parser.add_argument("--out", help="output dir (default: <run>/eval-<split>, or reports/<name>-<split>)")
+    parser.add_argument("--models-dir", default=str(cli.DEFAULT_MODELS_DIR), help="where named models live (default: this project's saved_models/)")
+    parser.add_argument("--compare", action="store_true", help="compare finished runs on their common test split, with the TF-IDF baseline")
+    args = parser.parse_args(argv)
+    if args.compare and (args.data or args.split):
+        parser.error("--compare reads each run's own test-split report; --data and --split do not apply to it")
+    return args
 
 
-def main() -> int:
-    args = parse_args(sys.argv[1:])
+def main(argv: list[str]) -> int:
+    """Write one report per model, or one comparison."""
+    args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
     if args.compare:
@@ -36,14 +40,14 @@ def main() -> int:
         out = comparison.compare([Path(m) for m in args.models], Path(args.out or "reports/comparison"))
         print(out.read_text(encoding="utf-8"))
         return 0
-    from sentiment import reevaluation
+    from sentiment import evaluation, prediction
 
-    for spec in args.models:
-        out = reevaluation.default_out_dir(spec, args.split, args.out, several=len(args.models) > 1)
-        report = reevaluation.reevaluate(spec, out, args.data, args.split, args.models_dir)
-        print(f"report: {report}")
+    split = args.split or "test"
+    for spec, out in zip(args.models, evaluation.default_out_dirs(args.models, split, args.out)):
+        scorer, config, name = prediction.load_scorer(spec, args.models_dir)
+        print(f"report: {evaluation.reevaluate(scorer, config, name, out, args.data, split)}")
     return 0
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    sys.exit(cli.run_main(main))

@@ -15,15 +15,16 @@ from sentiment import cli
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a finished run directory (holds model.keras, config.json, metrics.json)")
     parser.add_argument("--export-dir", default="saved_models", help="root of exported models (default: saved_models)")
     parser.add_argument("--name", help="model name under --export-dir (default: the run's model, e.g. lstm)")
     return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args(sys.argv[1:])
+def main(argv: list[str]) -> int:
+    """Export the run and print where it went."""
+    args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
     from sentiment import export
@@ -33,4 +34,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    sys.exit(cli.run_main(main))

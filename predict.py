@@ -9,33 +9,45 @@ version); the model carries its own preprocessing, so no other settings are need
 """
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+from sentiment import cli
 
-from sentiment import cli  # noqa: E402
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reviews", nargs="*", help="reviews to classify; '-' reads one review per line from stdin")
     parser.add_argument("--file", help="a text file with one review per line")
     parser.add_argument("--model", default="lstm", help="SavedModel dir or name under --models-dir (default: lstm)")
-    parser.add_argument("--models-dir", default=str(Path(__file__).resolve().parent / "saved_models"),
-                        help="where named models live (default: this project's saved_models/)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="P(positive) at or above which a review is positive")
+    parser.add_argument("--models-dir", default=str(cli.DEFAULT_MODELS_DIR), help="where named models live (default: this project's saved_models/)")
+    parser.add_argument("--threshold", type=probability, default=0.5, help="P(positive) at or above which a review is positive")
     parser.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (json: one object per line)")
-    parser.add_argument("--batch-size", type=int, default=128, help="reviews per inference batch")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="reviews per inference batch")
     parser.add_argument("--verbose", action="store_true", help="report the model used and throughput on stderr")
     return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args(sys.argv[1:])
+def main(argv: list[str]) -> int:
+    """Classify the given reviews and print one line per review (exit 1 if none could be classified)."""
+    args = parse_args(argv)
     cli.setup_logging(verbose=args.verbose)
     cli.start_tensorflow_quietly()
     from sentiment import prediction
@@ -58,4 +70,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    sys.exit(cli.run_main(main))

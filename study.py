@@ -14,7 +14,7 @@ from sentiment import cli
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR", help="a finished run to study (repeat)")
     parser.add_argument("--out", default="docs/study", help="output directory (default: docs/study)")
     parser.add_argument("--gradient-steps", type=int, default=400, help="review length (tokens) for the gradient measurement")
@@ -24,19 +24,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args(sys.argv[1:])
+def main(argv: list[str]) -> int:
+    """Run the study on the named runs and print study.md."""
+    args = parse_args(argv)
     cli.setup_logging()
     runs = {}
     for item in args.run:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise cli.SentimentError(f"--run takes NAME=RUN_DIR, got {item!r}")
+            raise cli.UsageError(f"--run takes NAME=RUN_DIR, got {item!r}")
         runs[name] = Path(path)
     try:
         distances = tuple(int(d) for d in args.distances.split(",") if d.strip())
     except ValueError:
-        raise cli.SentimentError(f"--distances takes comma-separated integers, got {args.distances!r}") from None
+        raise cli.UsageError(f"--distances takes comma-separated integers, got {args.distances!r}") from None
     cli.start_tensorflow_quietly()
     from sentiment import rnn_study
 
@@ -46,4 +47,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    sys.exit(cli.run_main(main))

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sentiment import cli  # noqa: E402
 
@@ -24,7 +23,7 @@ def measure(name: str, length: int, batch_size: int, batches: int) -> dict:
     import numpy as np
 
     from sentiment import models
-    from sentiment.config import make_config
+    from sentiment.models import make_config
 
     config = make_config(name, batch_size=batch_size)
     model = models.compile_model(models.build_model(config), config)
@@ -68,4 +67,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    sys.exit(cli.run_main(lambda argv: main()))

@@ -11,7 +11,7 @@ for model in lstm simple_rnn gru bilstm lstm_chrono; do
   [ -f "runs/$model/metrics.json" ] || $py train.py --model "$model" --data "$data" --run-dir "runs/$model"
 done
 # The shipped LSTM (lowest validation loss of the LSTM runs tried): keeps the last 800 tokens.
-[ -f runs/lstm-len800/metrics.json ] || $py train.py --model lstm --data "$data" --max-len 800 --run-dir runs/lstm-len800
+[ -f runs/lstm-len800/metrics.json ] || $py train.py --config configs/lstm_len800.json --data "$data" --run-dir runs/lstm-len800
 
 $py evaluate.py --compare runs/simple_rnn runs/lstm runs/lstm_chrono runs/gru runs/bilstm --out docs/comparison
 $py study.py --run simple_rnn=runs/simple_rnn --run lstm=runs/lstm --run lstm_chrono=runs/lstm_chrono --out docs/study

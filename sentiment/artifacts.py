@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
-import tempfile
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-# A run directory (see sentiment.experiment) ...
-CONFIG_FILE = "config.json"
-RUN_FILE = "run.json"
-VOCAB_FILE = "vocabulary.txt"
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
-# ... and an exported SavedModel version directory (see sentiment.export).
+from sentiment.errors import ModelError
+
+# An exported SavedModel version directory (see sentiment.export).
 SIGNATURE = "serving_default"
 METADATA_FILE = "assets.extra/metadata.json"
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temp file beside it, then a rename."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; rename it over ``path`` if the block succeeds, else delete it.
+
+    Readers see the old file or the new one, never half of one. The temporary name keeps
+    the suffix (Keras and matplotlib choose the format from it) and is created by the
+    writer with the usual permissions.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    """Return the process umask (reading it requires setting it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -48,13 +48,11 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def is_finished_run(run_dir: Path) -> bool:
-    """Return True if ``run_dir`` holds a completed training run (metrics are written last)."""
-    return all((Path(run_dir) / f).exists() for f in (CONFIG_FILE, MODEL_FILE, METRICS_FILE))
+    """Read a JSON file written by :func:`write_json`; a ModelError if it is truncated or not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is unreadable ({e})") from e
 
 
 def numbered_versions(model_root: Path) -> list[Path]:

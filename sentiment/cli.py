@@ -1,4 +1,8 @@
-"""Shared command-line plumbing for the entry points: flags from the Config, logging, error exits."""
+"""Shared command-line plumbing for the entry points: config flags, one-line errors, logging.
+
+Importing this module first (as every script does) keeps TensorFlow's C++ start-up
+chatter out of the user's terminal; it is the one place that sets TF's log level.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +11,91 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn
 
-from sentiment.config import Config, config_fields
-from sentiment.errors import SentimentError
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # must precede the first TensorFlow import
 
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+from sentiment.config import Config, config_fields, field_type, read_recipe  # noqa: E402
+from sentiment.errors import SentimentError  # noqa: E402
+
+# predict.py and evaluate.py find named models here wherever they are started from.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models"
 
 
-def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """Add one ``--flag`` per Config field; unset flags stay None so presets and defaults apply."""
+class UsageError(SentimentError):
+    """A command line that cannot be parsed (unknown flag, bad number, bad choice)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ...`` and exit code 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage; run_main prints the one line."""
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults: Config) -> None:
+    """Add one ``--flag`` per Config field; help shows ``defaults`` (the values this model will really use)."""
     for field in config_fields():
-        if field.name in skip:
-            continue
-        kind = _TYPES[str(field.type)]
+        kind = field_type(field)
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata['help']} (default: {field.default})"
+        help_text = f"{field.metadata['help']} (default: {getattr(defaults, field.name)!r})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             parser.add_argument(flag, type=kind, default=None, help=help_text, metavar=field.name.upper())
 
 
-def config_overrides(args: argparse.Namespace) -> dict:
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Return the Config fields the user set on the command line."""
     return {f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name, None) is not None}
 
 
+def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.ArgumentParser], None], description: str) -> tuple[argparse.Namespace, Config]:
+    """Parse a training command line into (args, Config): defaults < model preset < --config file < flags."""
+    start_tensorflow_quietly()  # the presets live beside the models, which import TensorFlow
+    from sentiment.models import make_config
+
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    recipe = read_recipe(known.config) if known.config else {}
+    model = known.model or recipe.pop("model", "lstm")
+    recipe.pop("model", None)
+    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="a recipe: JSON of Config fields, e.g. configs/lstm.json (flags override it)")
+    add_config_flags(parser, make_config(model, **recipe))
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    flags = {k: v for k, v in config_overrides(args).items() if k != "model"}
+    return args, make_config(model, **{**recipe, **flags})
+
+
+def run_main(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
+    """Run ``main``; return its exit code, or print one ``error:`` line and return 2 (Ctrl-C: 130)."""
+    try:
+        return main(sys.argv[1:] if argv is None else argv) or 0
+    except SentimentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable output dir, full disk: the user's to fix, not a bug
+        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
 def setup_logging(verbose: bool = True) -> None:
-    """Log INFO (or WARNING) lines to stderr and quiet TensorFlow's C++ start-up chatter."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Log INFO (or WARNING) lines to stderr; Python warnings go through logging, once each."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-
-
-def main_guard(main: Callable[[], int | None]) -> None:
-    """Run ``main``; turn user errors into one ``error:`` line and exit code 2, Ctrl-C into 130."""
-    try:
-        sys.exit(main() or 0)
-    except SentimentError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as e:  # unwritable output dir, full disk: the user's to fix, not a bug
-        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    logging.captureWarnings(True)
 
 
 def progress_bar(total: int, enabled: bool) -> "tqdm":  # noqa: F821

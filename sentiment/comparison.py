@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment import artifacts, baseline, evaluation, training
-from sentiment.artifacts import CONFIG_FILE, METRICS_FILE
+from sentiment import artifacts, baseline, report, training
 from sentiment.config import Config
 from sentiment.errors import ModelError
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,9 @@ SPLIT_FIELDS = ("data", "seed", "val_fraction", "test_fraction", "max_examples")
 
 def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
     """Return a finished run's config, metrics and history, or raise ModelError."""
-    if not artifacts.is_finished_run(run_dir):
-        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE} beside {CONFIG_FILE} and the model)")
-    return Config.load(run_dir / CONFIG_FILE), artifacts.read_json(run_dir / METRICS_FILE), training.read_history(run_dir)
+    run = RunDir(run_dir)
+    run.require_finished()
+    return run.load_config(), artifacts.read_json(run.metrics), training.read_history(run)
 
 
 def check_same_split(configs: list[Config]) -> None:
@@ -73,7 +73,7 @@ def render_table(rows: list[dict]) -> str:
 
 def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Path) -> None:
     """Three panels: test accuracy, accuracy by length bucket, validation accuracy per epoch."""
-    plt = evaluation.pyplot()
+    plt = report.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     names = [r["model"] for r in rows]
     bars = axes[0].bar(names, [r["accuracy"] for r in rows], color="tab:blue")
@@ -82,14 +82,14 @@ def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Pa
     axes[0].set(title="test accuracy", ylim=(max(0.0, low - 0.05), 1.0))
     axes[0].tick_params(axis="x", rotation=20)
     buckets = [k for k in rows[0] if k.startswith("acc_")]
-    evaluation.plot_grouped_bars(axes[1], [k[4:] for k in buckets], {r["model"]: [r[k] for k in buckets] for r in rows})
+    report.plot_grouped_bars(axes[1], [k[4:] for k in buckets], {r["model"]: [r[k] for k in buckets] for r in rows})
     axes[1].set(title="test accuracy by review length (tokens)")
     for name, history in histories.items():
         axes[2].plot(range(1, len(history) + 1), [h.get("val_accuracy") for h in history], "o-", label=name)
     axes[2].set(title="validation accuracy per epoch", xlabel="epoch")
     axes[2].grid(alpha=0.3)
     axes[2].legend(fontsize=8)
-    evaluation.save_figure(fig, path)
+    report.save_figure(fig, path)
 
 
 def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> Path:

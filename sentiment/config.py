@@ -16,30 +16,19 @@ from sentiment.errors import ConfigError
 TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
 READOUTS = ("last", "mean")  # what the classifier reads from the recurrent layer
 
-# Per-model defaults that work well on IMDB (measured, see README). A flag the
-# user gives always wins over these; these win over the dataclass defaults.
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "lstm": {},
-    "lstm_chrono": {},
-    "gru": {},
-    "bilstm": {},
-    # SimpleRNN gradients explode or vanish over long inputs: a smaller step and
-    # tighter clipping keep it from diverging, which is all it can be helped.
-    "simple_rnn": {"learning_rate": 5e-4, "clipnorm": 0.5},
-}
-
 
 def _field(default: Any, help: str) -> Any:
     """Declare a config field with its default and the help text its flag shows."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Config:
-    """Hyperparameters and data settings of one training run."""
+    """Hyperparameters and data settings of one training run; validated on creation, immutable after."""
 
-    model: str = _field("lstm", "registered builder: lstm, simple_rnn, gru, bilstm, lstm_chrono")
+    model: str = _field("lstm", "registered model (sentiment.models.REGISTRY)")
     data: str = _field("imdb", "imdb (TFDS imdb_reviews), a .csv/.csv.gz path, or an aclImdb folder/tarball")
+    tfds_data_dir: str = _field("", "TFDS data dir for --data imdb (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); offline, put aclImdb_v1.tar.gz in its downloads/manual/")
     seed: int = _field(42, "seeds shuffling, splits, weight init and dropout")
     val_fraction: float = _field(0.1, "share of the training reviews held out for validation")
     test_fraction: float = _field(0.1, "share held out for test (CSV only; other sources have a test split)")
@@ -60,8 +49,8 @@ class Config:
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
 
-    def validate(self) -> "Config":
-        """Raise ConfigError naming the first impossible setting; return self when all are sane."""
+    def __post_init__(self) -> None:
+        """Raise ConfigError naming the first impossible setting (so a loaded config is checked too)."""
         checks = [
             ("vocab_size", self.vocab_size >= 3, "at least 3 (padding, out-of-vocabulary and one word)"),
             ("max_len", self.max_len >= 1, "at least 1"),
@@ -86,7 +75,6 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: it must be {expected}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("val_fraction + test_fraction must leave some reviews for training")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-serializable dict."""
@@ -94,24 +82,61 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
-        """Build a config from a dict, ignoring keys this version does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """Build a config from a dict, ignoring keys this version does not know (ConfigError on bad values)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(values).__name__}")
+        types = {f.name: _TYPES[str(f.type)] for f in dataclasses.fields(cls)}
+        for name, value in values.items():
+            if name in types and not _fits(value, types[name]):
+                raise ConfigError(f"{name}={value!r} is invalid: it must be {types[name].__name__}")
+        return cls(**{k: v for k, v in values.items() if k in types})
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        """Read a config saved by :func:`sentiment.artifacts.write_json`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a run's config.json (keys a newer version added are ignored); ConfigError if unreadable."""
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+        except (ValueError, UnicodeDecodeError) as e:  # truncated or not JSON at all
+            raise ConfigError(f"config {path} is not valid JSON ({e})") from e
+        return cls.from_dict(values)
 
 
-def make_config(model: str = "lstm", **overrides: Any) -> Config:
-    """Return the config for ``model``: dataclass defaults, then its preset, then overrides."""
-    if model not in MODEL_PRESETS:
-        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_PRESETS)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(Config(model=model), **{**MODEL_PRESETS[model], **given}).validate()
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _fits(value: Any, kind: type) -> bool:
+    """Return True if a JSON value can stand for a field of type ``kind`` (an int is a fine float)."""
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def field_type(field: dataclasses.Field) -> type:
+    """Return the Python type of a Config field (annotations are strings here)."""
+    return _TYPES[str(field.type)]
 
 
 def config_fields() -> list[dataclasses.Field]:
     """Return the dataclass fields, for building command-line flags from them."""
     return list(dataclasses.fields(Config))
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file (JSON object of some Config fields) and check its keys and types; ConfigError if bad."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config {path} is not valid JSON ({e})") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {path} must hold a JSON object of settings")
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise ConfigError(f"config {path}: unknown setting(s) {', '.join(unknown)}")
+    Config.from_dict(values)  # types and ranges
+    return values

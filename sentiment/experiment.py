@@ -1,14 +1,6 @@
-"""One training run, top to bottom: config → data → model → training → evaluation → saved artefacts.
+"""One training run, top to bottom: config → data → preprocessing → model → training → evaluation → artefacts.
 
-A run directory holds everything needed to understand and reuse the run:
-
-    config.json        the Config (so nothing else needs flags later)
-    run.json           library versions, devices, start time, command line
-    vocabulary.txt     the vectorizer's vocabulary, adapted on training reviews only
-    history.csv        one row per epoch; tensorboard/ the same for TensorBoard
-    checkpoints/best.keras   the best model on token ids (lowest validation loss)
-    model.keras        the final end-to-end model on raw strings
-    metrics.json       test metrics, training time and throughput
+The run directory's layout is described in :mod:`sentiment.rundir`.
 """
 
 from __future__ import annotations
@@ -22,10 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, evaluation, input_pipeline, models, training
-from sentiment.artifacts import CONFIG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, VOCAB_FILE
+from sentiment import artifacts, evaluation, input_pipeline, metrics, models, preprocessing, report, training
 from sentiment.config import Config
-from sentiment.errors import ConfigError
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +26,13 @@ def default_run_dir(config: Config, root: str | Path = "runs") -> Path:
     return Path(root) / f"{dt.datetime.now():%Y%m%d-%H%M%S}-{config.model}"
 
 
-def check_run_dir(run_dir: Path, config: Config) -> None:
-    """Refuse a run dir that holds a finished run, or an unfinished one started with other settings."""
-    if (run_dir / METRICS_FILE).exists():
-        raise ConfigError(f"{run_dir} holds a finished run; choose another --run-dir")
-    saved = run_dir / CONFIG_FILE
-    if saved.exists():
-        previous = Config.load(saved).to_dict()
-        changed = [k for k, v in config.to_dict().items() if previous.get(k) != v]
-        if changed:
-            raise ConfigError(f"{run_dir} was started with different settings ({', '.join(changed)}); use a new --run-dir")
-
-
-def prepare_run_dir(run_dir: Path, config: Config, argv: list[str] | None) -> None:
-    """Create the run dir and record config and provenance (kept as they are when resuming)."""
-    check_run_dir(run_dir, config)
-    saved = run_dir / CONFIG_FILE
-    if saved.exists():
+def record_run(run: RunDir, config: Config, argv: list[str] | None) -> None:
+    """Record config and provenance when a run starts (kept as they are when it resumes)."""
+    if run.config.exists():
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(saved, config.to_dict())
+    artifacts.write_json(run.config, config.to_dict())
     artifacts.write_json(
-        run_dir / RUN_FILE,
+        run.run_info,
         {
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "argv": argv or [],
@@ -66,21 +42,19 @@ def prepare_run_dir(run_dir: Path, config: Config, argv: list[str] | None) -> No
     )
 
 
-def load_or_adapt_vocabulary(run_dir: Path, texts: list[str], config: Config) -> keras.layers.TextVectorization:
-    """Reuse the run's saved vocabulary (on resume) or adapt one on the training reviews and save it."""
-    path = run_dir / VOCAB_FILE
-    if path.exists():
-        return input_pipeline.make_vectorizer(config, vocabulary=input_pipeline.load_vocabulary(path), ragged=True)
-    vectorizer = input_pipeline.adapt_vectorizer(texts, config)
-    input_pipeline.save_vocabulary(vectorizer, path)
-    return vectorizer
+def load_or_learn_vocabulary(run: RunDir, texts: list[str], config: Config) -> list[str]:
+    """Reuse the run's saved vocabulary (on resume) or learn one from the training reviews and save it."""
+    if run.vocabulary.exists():
+        return preprocessing.load_vocabulary(run.vocabulary)
+    vocabulary = preprocessing.learn_vocabulary(texts, config)
+    preprocessing.save_vocabulary(vocabulary, run.vocabulary)
+    return vocabulary
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """Save a .keras model atomically (temp file beside it, then rename)."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
+    """Save a .keras model atomically."""
+    with artifacts.atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def throughput(history: list[dict[str, float]], reviews: int, tokens: int) -> dict[str, float]:
@@ -103,50 +77,55 @@ def run(
     argv: list[str] | None = None,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> Path:
-    """Train, evaluate and save one model as ``config`` describes; return the run directory."""
-    run_dir = Path(run_dir) if run_dir else default_run_dir(config)
-    config.validate()
-    check_run_dir(run_dir, config)
-    training.seed_everything(config.seed)
+    """Train, evaluate and save one model as ``config`` describes; return the run directory.
+
+    Seeding is the caller's (the entry point's) job: see ``training.seed_everything``.
+    """
+    run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
+    run_dir.check_can_train(config)
     training.log_devices()
-    splits = input_pipeline.load_splits(config)  # before the run dir exists: bad data leaves nothing behind
-    prepare_run_dir(run_dir, config, argv)
-    log.info("run dir %s, config %s", run_dir, config.to_dict())
-    vectorizer = load_or_adapt_vocabulary(run_dir, splits.train.texts, config)
-    train_ds = input_pipeline.make_train_dataset(splits.train, vectorizer, config)
-    val_ds = input_pipeline.make_eval_dataset(splits.validation, vectorizer, config)
-    train_tokens = int(np.minimum(input_pipeline.token_lengths(splits.train.texts), config.max_len).sum())
+    splits = preprocessing.load_clean_splits(config)  # before the run dir exists: bad data leaves nothing behind
+    with run_dir.lock():
+        run_dir.check_can_train(config)  # again: another process may have claimed it meanwhile
+        record_run(run_dir, config, argv)
+        log.info("run dir %s, config %s", run_dir, config.to_dict())
+        train_and_report(config, run_dir, splits, verbose, extra_callbacks)
+    return run_dir.path
+
+
+def train_and_report(
+    config: Config, run: RunDir, splits: input_pipeline.Splits, verbose: int, extra_callbacks: list | None
+) -> None:
+    """Fit (or resume) the classifier, save the end-to-end model, evaluate it and write the report."""
+    preprocessor = preprocessing.make_preprocessor(config, load_or_learn_vocabulary(run, splits.train.texts, config))
+    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config)
+    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config)
+    train_tokens = int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
 
     classifier = models.compile_model(models.build_model(config), config)
     log.info("%s: %d parameters; %s", config.model, classifier.count_params(), models.describe_kernel(classifier))
     started = time.perf_counter()
-    result = training.fit(classifier, train_ds, val_ds, config, run_dir, verbose, extra_callbacks)
+    result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
+    save_model(models.build_end_to_end(classifier, preprocessor), run.model)
 
-    dense = input_pipeline.make_vectorizer(config, vocabulary=vectorizer.get_vocabulary())
-    end_to_end = models.build_end_to_end(classifier, dense, config)
-    save_model(end_to_end, run_dir / MODEL_FILE)
-
-    test_labels, test_probs = evaluation.predict_dataset(
-        classifier, input_pipeline.make_eval_dataset(splits.test, vectorizer, config)
-    )
+    _, test_probs = evaluation.predict_dataset(classifier, input_pipeline.make_eval_dataset(splits.test, preprocessor, config))
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
-    test_lengths = input_pipeline.token_lengths(splits.test.texts)
-    report = {
-        "model": config.model,
-        "split": "test",
-        **evaluation.evaluate_predictions(splits.test.texts, test_labels, test_probs, test_lengths, config.max_len),
-        "validation": evaluation.classification_metrics(val_labels, val_probs),
-        "data": {"source": config.data, "sizes": splits.sizes(), "train_tokens": train_tokens},
-        "training": {**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1},
-        "parameters": int(classifier.count_params()),
-        "seed": config.seed,
-        "versions": artifacts.library_versions(),
-    }
-    evaluation.write_report(run_dir, f"{config.model} on {config.data}", report, test_labels, test_probs, result.history)
-    training.clear_backup(run_dir)
+    result_report = evaluation.build_report(
+        splits.test, test_probs, config.max_len,
+        model=config.model,
+        split="test",
+        validation=metrics.classification_metrics(val_labels, val_probs),
+        data={"source": config.data, "sizes": splits.sizes(), "train_tokens": train_tokens},
+        training={**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1},
+        parameters=int(classifier.count_params()),
+        seed=config.seed,
+        versions=artifacts.library_versions(),
+    )
+    report.write_report(run.path, f"{config.model} on {config.data}", result_report, splits.test.labels, test_probs, result.history)
+    training.clear_backup(run)
     log.info(
         "test accuracy %.4f, F1 %.4f, ROC-AUC %.4f; validation accuracy %.4f",
-        report["accuracy"], report["f1"], report["roc_auc"] or float("nan"), report["validation"]["accuracy"],
+        result_report["accuracy"], result_report["f1"], result_report["roc_auc"] or float("nan"),
+        result_report["validation"]["accuracy"],
     )
-    return run_dir

@@ -18,13 +18,15 @@ import keras
 import tensorflow as tf
 
 from sentiment import artifacts, models
-from sentiment.artifacts import CONFIG_FILE, METADATA_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, SIGNATURE
+from sentiment.artifacts import METADATA_FILE, SIGNATURE
 from sentiment.config import Config
 from sentiment.errors import ModelError
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 LABELS = ("negative", "positive")
+TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
 
 
 def next_version(model_root: Path) -> int:
@@ -57,7 +59,9 @@ def write_savedmodel(model: keras.Model, path: Path) -> None:
 def export_model(model: keras.Model, config: Config, model_root: Path, metadata: dict | None = None) -> Path:
     """Export atomically as the next version under ``model_root``; return the version directory."""
     model_root.mkdir(parents=True, exist_ok=True)
-    tmp = model_root / f".tmp-{uuid.uuid4().hex}"  # hidden: servers only load integer dirs
+    remove_abandoned_exports(model_root)
+    # Hidden (servers only load integer dirs) and named after this process, so a killed export is recognisable.
+    tmp = model_root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     try:
         write_savedmodel(model, tmp)
         artifacts.write_json(
@@ -88,16 +92,33 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
     return target
 
 
+def remove_abandoned_exports(model_root: Path) -> None:
+    """Delete temporary export dirs whose process has died (a SIGKILL leaves them behind, hidden)."""
+    for tmp in model_root.glob(f"{TMP_PREFIX}*"):
+        pid = tmp.name[len(TMP_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            log.info("removing %s, left by an export that did not finish", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Return True if a process with this PID runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", name: str | None = None) -> Path:
     """Export a finished run's end-to-end model to ``<export_root>/<name or model>/<next version>/``."""
-    run_dir = Path(run_dir)
-    model_file, config_file = run_dir / MODEL_FILE, run_dir / CONFIG_FILE
-    if not artifacts.is_finished_run(run_dir):
-        raise ModelError(f"{run_dir} is not a finished run (no {METRICS_FILE} beside {MODEL_FILE} and {CONFIG_FILE})")
-    config = Config.load(config_file)
-    model = models.load_model(model_file)
-    metrics_file, run_file = run_dir / METRICS_FILE, run_dir / RUN_FILE
-    metrics = artifacts.read_json(metrics_file)
-    run_info = artifacts.read_json(run_file) if run_file.exists() else {}
-    metadata = {"run_dir": str(run_dir), "command": run_info.get("argv"), "metrics": metrics}
+    run = RunDir(Path(run_dir))
+    run.require_finished()
+    config = run.load_config()
+    model = models.load_model(run.model)
+    metrics = artifacts.read_json(run.metrics)
+    run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
+    metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics}
     return export_model(model, config, Path(export_root) / (name or config.model), metadata)

@@ -1,8 +1,8 @@
 """IMDB reviews from TFDS, a CSV file or the Stanford aclImdb layout, into tf.data.
 
 Every source is read into the same in-memory :class:`Splits` (IMDB is small:
-50k reviews, ~65 MB), cleaned the same way, then streamed through tf.data with
-vectorization inside the pipeline.
+50k reviews, ~65 MB), then streamed through tf.data batches in which the model's
+own preprocessing layer (``sentiment.preprocessing``) turns text into token ids.
 """
 
 from __future__ import annotations
@@ -11,43 +11,32 @@ import csv
 import dataclasses
 import gzip
 import logging
+import socket
 import sys
 import tarfile
+import urllib.request
 import zlib
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment.artifacts import write_text
-from sentiment.config import TRUNCATIONS, Config
+from sentiment.config import Config
 from sentiment.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
 
 LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
 TFDS_NAME = "imdb_reviews/plain_text"
+TFDS_ARCHIVE = "aclImdb_v1.tar.gz"  # what TFDS downloads, and what it takes from <data_dir>/downloads/manual/
+# Prepared data comes from Google Cloud Storage when it can, else the archive from Stanford.
+TFDS_HOSTS = (("storage.googleapis.com", 443), ("ai.stanford.edu", 80))
+TFDS_ALTERNATIVES = "or pass --data a CSV file (text,label), an aclImdb folder or aclImdb_v1.tar.gz"
 # Per-bucket upper bounds (tokens); batches hold reviews of similar length so a
 # 60-token review is not padded to 500.
 BUCKET_BOUNDARIES = (32, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 1024)
-_VECTORIZE_CHUNK = 512  # reviews vectorized per parallel map call
-
-
-@keras.saving.register_keras_serializable(package="sentiment", name="standardize")
-def standardize(text: tf.Tensor) -> tf.Tensor:
-    """Lower-case, drop HTML line breaks and punctuation, keep ! and ? as tokens (tf.string → tf.string)."""
-    text = tf.strings.lower(text, encoding="utf-8")  # not ASCII-only: "CAFÉ" → "café"
-    text = tf.strings.regex_replace(text, "[’‘`´]", "'")  # typographic apostrophes: "don’t" → "don't"
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
-    text = tf.strings.regex_replace(text, r"<[^>]*>", " ")
-    # "!" and "?" carry sentiment ("great!!" vs "great?"); every other mark is noise.
-    text = tf.strings.regex_replace(text, r"([!?])", r" \1 ")
-    text = tf.strings.regex_replace(text, r"[^\p{L}\p{N}\s!?']", " ")  # Unicode letters and digits stay
-    text = tf.strings.regex_replace(text, r"(^|\s)'+|'+(\s|$)", " ")  # quotes, not apostrophes
-    text = tf.strings.regex_replace(text, r"\s+", " ")
-    return tf.strings.strip(text)
+_ENCODE_CHUNK = 512  # reviews preprocessed per parallel map call
 
 
 @dataclasses.dataclass
@@ -83,10 +72,10 @@ class Splits:
 
 
 def load_splits(config: Config) -> Splits:
-    """Load the source named by ``config.data``, drop reviews empty after cleaning, cap train size."""
+    """Load the source named by ``config.data`` and cap the training reviews at ``config.max_examples``."""
     source = config.data
     if source == "imdb":
-        splits = load_tfds(config.val_fraction)
+        splits = load_tfds(config.val_fraction, config.tfds_data_dir)
     else:
         path = Path(source).expanduser()
         if not path.exists():
@@ -97,23 +86,47 @@ def load_splits(config: Config) -> Splits:
             splits = load_csv(path, config.val_fraction, config.test_fraction, config.seed)
         else:
             raise DataError(f"unsupported data file {source}: expected .csv, .csv.gz, an aclImdb folder or .tar.gz")
-    splits = Splits(*(drop_empty(split, name) for name, split in splits.items()))
     if config.max_examples and len(splits.train) > config.max_examples:
         splits.train = Split(splits.train.texts[: config.max_examples], splits.train.labels[: config.max_examples])
-    check_splits(splits)
     log.info("data %s: %s", source, splits.sizes())
     return splits
 
 
-def load_tfds(val_fraction: float) -> Splits:
-    """Load TFDS ``imdb_reviews``: a deterministic slice of train for validation, test for test."""
-    import tensorflow_datasets as tfds  # imported here: only this source needs it
-
+def load_tfds(val_fraction: float, data_dir: str = "") -> Splits:
+    """Load TFDS ``imdb_reviews`` (downloading and preparing it once): a tail slice of train validates, test tests."""
     try:
-        parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True)
+        import tensorflow_datasets as tfds  # imported here: only this source needs it
+
+        builder = tfds.builder(TFDS_NAME, data_dir=data_dir or None)
+    except Exception as e:  # a broken install (e.g. a missing dependency) must not look like a crash
+        raise DataError(f"cannot use TFDS {TFDS_NAME} ({first_line(e)}); {TFDS_ALTERNATIVES}") from e
+    if not builder.is_prepared():
+        manual_archive = Path(builder.data_dir_root) / "downloads" / "manual" / TFDS_ARCHIVE
+        if not manual_archive.exists():
+            check_download_reachable(builder.data_dir_root)
+    try:
+        parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True, data_dir=data_dir or None)
     except Exception as e:  # download, checksum and I/O failures all look different
-        raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line(e)}); pass a CSV or aclImdb path with --data") from e
+        raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line(e)}); {TFDS_ALTERNATIVES}") from e
     return Splits(*(_split_from_pairs(tfds.as_numpy(part)) for part in parts))
+
+
+def check_download_reachable(data_dir_root: str | Path, timeout: float = 4.0) -> None:
+    """Raise a DataError at once when no host TFDS downloads IMDB from answers (instead of minutes of retries)."""
+    if urllib.request.getproxies().get("http") or urllib.request.getproxies().get("https"):
+        return  # behind a proxy a direct probe says nothing; let TFDS try
+    errors = []
+    for host, port in TFDS_HOSTS:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            return
+        except OSError as e:
+            errors.append(f"{host}: {e.strerror or e}")
+    raise DataError(
+        f"cannot download TFDS {TFDS_NAME}: no network ({'; '.join(errors)}). "
+        f"Offline, put {TFDS_ARCHIVE} in {Path(data_dir_root) / 'downloads' / 'manual'}/ or pass "
+        f"--tfds-data-dir where it is prepared, {TFDS_ALTERNATIVES}"
+    )
 
 
 def tfds_split_names(val_fraction: float) -> list[str]:
@@ -143,20 +156,22 @@ def read_csv_rows(path: Path) -> list[tuple[str, int]]:
             missing = [c for c in ("text", "label") if c not in columns]
             if missing:
                 raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(columns)})")
-            for row in reader:
-                rows.append((row["text"] or "", parse_label(row["label"], path, reader.line_num)))
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error) as e:
+            for row_number, row in enumerate(reader, start=1):
+                rows.append((row["text"] or "", parse_label(row["label"], path, row_number, reader.line_num)))
+    except UnicodeDecodeError as e:
+        raise DataError(f"CSV {path} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start} of a block); re-save it as UTF-8") from e
+    except (OSError, EOFError, csv.Error, zlib.error) as e:
         raise DataError(f"cannot read CSV {path}: {e}") from e
     if not rows:
         raise DataError(f"CSV {path} has a header but no reviews")
     return rows
 
 
-def parse_label(value: str | None, path: Path, line: int) -> int:
-    """Map a label cell (0/1, neg/pos) to 0 or 1, or raise a DataError naming the line."""
+def parse_label(value: str | None, path: Path, row: int, line: int) -> int:
+    """Map a label cell (0/1, neg/pos, negative/positive) to 0 or 1, or raise a DataError naming the row."""
     label = LABELS.get((value or "").strip().lower())
     if label is None:
-        raise DataError(f"CSV {path} line {line}: label {value!r} is not one of 0, 1, neg, pos")
+        raise DataError(f"CSV {path} row {row} (line {line}): label {value!r} is not one of {', '.join(LABELS)}")
     return label
 
 
@@ -198,6 +213,10 @@ def iter_aclimdb_tar(path: Path) -> Iterator[tuple[str, int, str, str]]:
             if split in ("train", "test") and label_name in ("neg", "pos"):
                 data = tar.extractfile(member).read()
                 yield split, int(label_name == "pos"), parts[-1], data.decode("utf-8", errors="replace")
+        # tarfile stops quietly at a truncated header; reading the compressed stream to its end
+        # makes gzip (or bz2, xz) report the truncation instead of yielding half a dataset.
+        while tar.fileobj.read(1 << 20):
+            pass
 
 
 def _split_from_pairs(pairs: Iterable[tuple[str | bytes, int]]) -> Split:
@@ -228,17 +247,6 @@ def split_seeded(data: Split, val_fraction: float, test_fraction: float, seed: i
     )
 
 
-def drop_empty(split: Split, name: str) -> Split:
-    """Drop reviews with no text left after standardization; a fully masked row breaks cuDNN."""
-    if not len(split):
-        return split
-    cleaned = standardize(tf.constant(split.texts)).numpy()
-    keep = np.flatnonzero([len(t) > 0 for t in cleaned])
-    if len(keep) < len(split):
-        log.warning("%s: skipped %d review(s) empty after standardization", name, len(split) - len(keep))
-    return Split([split.texts[i] for i in keep], split.labels[keep])
-
-
 def check_splits(splits: Splits) -> None:
     """Raise a DataError if a split is empty or training data has only one class."""
     for name, split in splits.items():
@@ -249,54 +257,22 @@ def check_splits(splits: Splits) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Vectorization and tf.data
+# tf.data
+
+Encoder = Callable[[tf.Tensor], tf.Tensor]  # review strings [b] → token ids [b, t], 0-padded on the right
 
 
-def make_vectorizer(config: Config, vocabulary: list[str] | None = None, ragged: bool = False) -> keras.layers.TextVectorization:
-    """Return a TextVectorization with the project's standardization; index 0 is padding, 1 is OOV."""
-    return keras.layers.TextVectorization(
-        max_tokens=config.vocab_size,
-        standardize=standardize,
-        split="whitespace",
-        output_mode="int",
-        vocabulary=vocabulary,
-        ragged=ragged,
-        name="vectorizer",
-    )
-
-
-def save_vocabulary(vectorizer: keras.layers.TextVectorization, path: Path) -> None:
-    """Write the vocabulary one token per line, without the implied padding and OOV entries."""
-    write_text(path, "\n".join(vectorizer.get_vocabulary()[2:]))
-
-
-def load_vocabulary(path: Path) -> list[str]:
-    """Read a vocabulary written by :func:`save_vocabulary`; pass it as ``make_vectorizer(vocabulary=...)``."""
-    text = path.read_text(encoding="utf-8")
-    return text.split("\n") if text else []
-
-
-def adapt_vectorizer(texts: list[str], config: Config) -> keras.layers.TextVectorization:
-    """Build a ragged vectorizer whose vocabulary comes from ``texts`` (training reviews only)."""
-    vectorizer = make_vectorizer(config, ragged=True)
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(_VECTORIZE_CHUNK))
-    log.info("vocabulary: %d tokens from %d training reviews", vectorizer.vocabulary_size(), len(texts))
-    return vectorizer
-
-
-def encode(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
-    """Yield (token ids int32 [<= max_len], label float32 []) per review, vectorized in parallel."""
-    if config.truncate not in TRUNCATIONS:
-        raise DataError(f"unknown truncate {config.truncate!r}; choose one of {', '.join(TRUNCATIONS)}")
-    keep = slice(None, config.max_len) if config.truncate == "head" else slice(-config.max_len, None)
+def encode(split: Split, preprocess: Encoder) -> tf.data.Dataset:
+    """Yield (token ids int32 [<= max_len], label float32 []) per review, preprocessed in parallel batches."""
     ds = tf.data.Dataset.from_tensor_slices((split.texts, split.labels.astype(np.float32)))
-    ds = ds.batch(_VECTORIZE_CHUNK).map(lambda t, y: (vectorizer(t), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.unbatch().map(lambda ids, y: (tf.cast(ids[keep], tf.int32), y))
+    ds = ds.batch(_ENCODE_CHUNK).map(lambda t, y: (preprocess(t), y), num_parallel_calls=tf.data.AUTOTUNE)
+    # Rows come back padded to the longest of their chunk; ids are never 0 inside a review.
+    return ds.unbatch().map(lambda ids, y: (tf.cast(ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], tf.int32), y))
 
 
-def make_train_dataset(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
+def make_train_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.data.Dataset:
     """Shuffled (seeded), length-bucketed, right-padded batches: ids [b, t] int32, labels [b] float32."""
-    ds = encode(split, vectorizer, config).cache()
+    ds = encode(split, preprocess).cache()
     ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
     ds = ds.bucket_by_sequence_length(
@@ -308,16 +284,9 @@ def make_train_dataset(split: Split, vectorizer: keras.layers.TextVectorization,
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_eval_dataset(split: Split, vectorizer: keras.layers.TextVectorization, config: Config) -> tf.data.Dataset:
-    """Batches in the split's order (so predictions align with labels), padded per batch."""
-    ds = encode(split, vectorizer, config).cache()
-    return ds.padded_batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def token_lengths(texts: list[str]) -> np.ndarray:
-    """Return each review's token count before truncation (int64 [n]); the vectorizer's split exactly."""
-    counts = [
-        tf.strings.split(standardize(tf.constant(texts[i : i + 4096]))).row_lengths().numpy()
-        for i in range(0, len(texts), 4096)
-    ]
-    return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+def make_eval_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.data.Dataset:
+    """Batches in the split's order (so predictions align with labels), padded per batch, of known length."""
+    ds = encode(split, preprocess).cache().padded_batch(config.batch_size)
+    # A known number of batches: Keras then never warns that the input "ran out of data".
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(split) // config.batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)

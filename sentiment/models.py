@@ -7,15 +7,17 @@ a factory for that layer and one builder assembles the rest.
 from __future__ import annotations
 
 import logging
+import dataclasses
+import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
 
-from sentiment.config import READOUTS, Config
+from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError, first_line
-from sentiment.input_pipeline import standardize  # noqa: F401  (registers it for loading saved models)
+from sentiment import preprocessing  # noqa: F401  (registers standardize and TruncateTokens for loading models)
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,32 @@ def _bilstm(config: Config, dtype: str) -> keras.layers.Layer:
     return keras.layers.Bidirectional(lstm, dtype=dtype, name="recurrent")
 
 
-REGISTRY: dict[str, RecurrentFactory] = {
-    "simple_rnn": _simple_rnn,
-    "lstm": _lstm,
-    "lstm_chrono": _lstm_chrono,
-    "gru": _gru,
-    "bilstm": _bilstm,
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its recurrent layer and the config values it trains best with."""
+
+    recurrent: RecurrentFactory
+    # Measured per-model defaults (see README); a flag or a --config file wins over these.
+    preset: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    # SimpleRNN gradients explode or vanish over long inputs: a smaller step and
+    # tighter clipping keep it from diverging, which is all it can be helped.
+    "simple_rnn": ModelSpec(_simple_rnn, {"learning_rate": 5e-4, "clipnorm": 0.5}),
+    "lstm": ModelSpec(_lstm),
+    "lstm_chrono": ModelSpec(_lstm_chrono),
+    "gru": ModelSpec(_gru),
+    "bilstm": ModelSpec(_bilstm),
 }
+
+
+def make_config(model: str = "lstm", **overrides: Any) -> Config:
+    """Return the config for ``model``: dataclass defaults, then its preset, then ``overrides`` (None = not given)."""
+    if model not in REGISTRY:
+        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(REGISTRY)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Config.from_dict({**Config(model=model).to_dict(), **REGISTRY[model].preset, **given, "model": model})
 
 
 def gpu_available() -> bool:
@@ -103,14 +124,12 @@ def build_model(config: Config) -> keras.Model:
     """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1]."""
     if config.model not in REGISTRY:
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(REGISTRY)}")
-    if config.readout not in READOUTS:
-        raise ConfigError(f"unknown readout {config.readout!r}; choose one of {', '.join(READOUTS)}")
     dtype = compute_dtype(config)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
-    x = REGISTRY[config.model](config, dtype)(x)
+    x = REGISTRY[config.model].recurrent(config, dtype)(x)
     if config.readout == "mean":  # average over real (unmasked) steps only
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
@@ -132,45 +151,14 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
     return model
 
 
-@keras.saving.register_keras_serializable(package="sentiment")
-class TruncateTokens(keras.layers.Layer):
-    """Keep ``max_len`` token ids per right-padded row, from its head or its tail (int [b, t] → int [b, <=max_len])."""
-
-    def __init__(self, max_len: int, keep: str = "head", **kwargs):
-        super().__init__(**kwargs)
-        self.max_len, self.keep = max_len, keep
-
-    def call(self, token_ids: tf.Tensor) -> tf.Tensor:
-        """Truncate each row; rows shorter than ``max_len`` pass through unchanged."""
-        if self.keep == "head":
-            return token_ids[:, : self.max_len]
-        # Tail: row i keeps tokens [len_i - max_len, len_i), shifted left so padding stays on the right.
-        lengths = keras.ops.sum(keras.ops.cast(keras.ops.not_equal(token_ids, 0), "int32"), axis=1)
-        width = keras.ops.minimum(keras.ops.max(lengths), self.max_len)
-        steps = keras.ops.arange(width, dtype="int32")[None, :]
-        start = keras.ops.maximum(lengths - self.max_len, 0)[:, None]
-        index = keras.ops.minimum(start + steps, keras.ops.shape(token_ids)[1] - 1)
-        kept = keras.ops.take_along_axis(token_ids, index, axis=1)
-        return keras.ops.where(steps < keras.ops.minimum(lengths, self.max_len)[:, None], kept, keras.ops.zeros_like(kept))
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        """The batch size is kept; the length depends on the data."""
-        return (input_shape[0], None)
-
-    def get_config(self) -> dict:
-        """Serialize max_len and keep with the layer."""
-        return {**super().get_config(), "max_len": self.max_len, "keep": self.keep}
-
-
-def build_end_to_end(classifier: keras.Model, vectorizer: keras.layers.TextVectorization, config: Config) -> keras.Model:
-    """Wrap ``classifier`` for raw reviews: string [batch] → P(positive) float32 [batch, 1]; ``vectorizer`` dense."""
+def build_end_to_end(classifier: keras.Model, preprocessor: keras.Model) -> keras.Model:
+    """Wrap ``classifier`` for raw reviews with the preprocessing layer it trained on: string [batch] → P(positive) [batch, 1]."""
     text = keras.Input(shape=(), dtype="string", name="text")
-    token_ids = TruncateTokens(config.max_len, config.truncate, name="truncate")(vectorizer(text))
-    return keras.Model(text, classifier(token_ids), name=f"{classifier.name}_end_to_end")
+    return keras.Model(text, classifier(preprocessor(text)), name=f"{classifier.name}_end_to_end")
 
 
 def recurrent_cells(model: keras.Model) -> list[keras.layers.Layer]:
-    """Return the LSTM/GRU layers inside ``model``, unwrapping Bidirectional."""
+    """Return the recurrent layers (SimpleRNN, LSTM, GRU) inside ``model``, unwrapping Bidirectional."""
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.Bidirectional):
@@ -214,5 +202,5 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` model saved by this project for inference (no optimizer), or raise a one-line ModelError."""
     try:
         return keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError, KeyError) as e:
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as e:  # truncated or not a model
         raise ModelError(f"cannot load model {path}: {first_line(e)}") from e

@@ -12,11 +12,15 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
-from sentiment.artifacts import METADATA_FILE, SIGNATURE
-from sentiment.artifacts import numbered_versions
+from sentiment import models
+from sentiment.artifacts import METADATA_FILE, SIGNATURE, numbered_versions, read_json
+from sentiment.config import Config
 from sentiment.errors import ModelError, SentimentError, first_line
-from sentiment.input_pipeline import standardize
+from sentiment.evaluation import Scorer
+from sentiment.preprocessing import standardize
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +53,16 @@ class Predictor:
 
     def __init__(self, path: Path):
         self.path = path
+        if not (path / "variables").is_dir():
+            raise ModelError(f"cannot load model {path}: its variables/ folder is missing (an incomplete copy?)")
         try:
             loaded = tf.saved_model.load(str(path))
             self._fn = loaded.signatures[SIGNATURE]
-        except (OSError, KeyError, ValueError, tf.errors.OpError) as e:
+        except (OSError, KeyError, ValueError, tf.errors.OpError, DecodeError) as e:  # DecodeError: a truncated saved_model.pb
             raise ModelError(f"cannot load model {path}: {first_line(e)}") from e
         self._loaded = loaded  # keeps the signature's variables alive
         meta = path / METADATA_FILE
-        self.metadata = json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
+        self.metadata = read_json(meta) if meta.exists() else {}
         # Which end of a long review the model reads (older exports: the head).
         self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
 
@@ -175,3 +181,15 @@ def format_predictions(predictions: list[Prediction], fmt: str = "text") -> Iter
         for p in predictions:
             preview = p.text if len(p.text) <= 70 else p.text[:67] + "..."
             yield f"{p.label:<8} {p.probability:.3f}  {preview}"
+
+
+def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str]:
+    """Return a raw-text scorer, the model's training config and a display name, for a run dir or an exported model."""
+    run = RunDir(Path(spec))
+    if run.model.exists() and run.config.exists():
+        model = models.load_model(run.model)
+        return (lambda texts: model.predict(tf.constant(texts), verbose=0)), run.load_config(), f"run {spec}"
+    predictor = Predictor(resolve_model(spec, models_dir))
+    if "config" not in predictor.metadata:
+        raise ModelError(f"{predictor.path} has no training config in its metadata")
+    return predictor.probabilities, Config.from_dict(predictor.metadata["config"]), f"model {predictor.path}"

@@ -18,10 +18,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, evaluation, input_pipeline, models, training
-from sentiment.artifacts import CONFIG_FILE, METRICS_FILE, VOCAB_FILE
-from sentiment.config import Config, make_config
+from sentiment import artifacts, models, preprocessing, report
+from sentiment.config import Config
 from sentiment.errors import ModelError
+from sentiment.models import make_config
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,17 @@ def gradient_norms(model: keras.Model, token_ids: np.ndarray, labels: np.ndarray
     return tf.reduce_mean(tf.norm(grads, axis=-1), axis=0).numpy()
 
 
-def review_batch(run_dir: Path, config: Config, steps: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def review_batch(run: RunDir, config: Config, steps: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``size`` test reviews with at least ``steps`` tokens, cut to their first ``steps``: ids [size, steps]."""
-    splits = input_pipeline.load_splits(dataclasses.replace(config, max_examples=0))
-    vocabulary = input_pipeline.load_vocabulary(run_dir / VOCAB_FILE)
-    vectorizer = input_pipeline.make_vectorizer(config, vocabulary=vocabulary, ragged=True)
-    lengths = input_pipeline.token_lengths(splits.test.texts)
+    splits = preprocessing.load_clean_splits(dataclasses.replace(config, max_examples=0))
+    lengths = preprocessing.token_lengths(splits.test.texts)
     chosen = np.flatnonzero(lengths >= steps)[:size]
     if len(chosen) == 0:
         raise ModelError(f"no test review has {steps} tokens; lower --gradient-steps")
-    ids = vectorizer(tf.constant([splits.test.texts[i] for i in chosen]))[:, :steps].to_tensor().numpy()
+    # The run's own preprocessing, reading the head: the first ``steps`` tokens of each review.
+    head = dataclasses.replace(config, truncate="head", max_len=steps)
+    preprocessor = preprocessing.make_preprocessor(head, preprocessing.load_vocabulary(run.vocabulary))
+    ids = preprocessor(tf.constant([splits.test.texts[i] for i in chosen])).numpy()
     return ids.astype(np.int32), splits.test.labels[chosen]
 
 
@@ -73,9 +75,10 @@ def gradient_flow(run_dirs: dict[str, Path], steps: int = 400, size: int = 64) -
     """Return per-model gradient norms per distance from the last token, untrained and trained."""
     results = {}
     for name, run_dir in run_dirs.items():
-        config = Config.load(run_dir / CONFIG_FILE)
-        ids, labels = review_batch(run_dir, config, steps, size)
-        trained = keras.saving.load_model(run_dir / training.CHECKPOINT_FILE, compile=False)
+        run = RunDir(run_dir)
+        config = run.load_config()
+        ids, labels = review_batch(run, config, steps, size)
+        trained = models.load_model(run.checkpoint)
         keras.utils.set_random_seed(config.seed)
         untrained = models.build_model(config)
         # Reverse so index k is the step k tokens before the last real token.
@@ -139,7 +142,7 @@ def long_range_probe(distances: tuple[int, ...] = PROBE_DISTANCES, model_names: 
 
 def plot_gradient_flow(flow: dict, path: Path) -> None:
     """Gradient norm vs distance from the last real token, log scale, per model, untrained and trained."""
-    plt = evaluation.pyplot()
+    plt = report.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, stage in zip(axes, ("untrained", "trained")):
         for name, values in flow.items():
@@ -148,12 +151,12 @@ def plot_gradient_flow(flow: dict, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     axes[0].set_ylabel("mean gradient norm (log)")
-    evaluation.save_figure(fig, path)
+    report.save_figure(fig, path)
 
 
 def plot_probe(probe: dict, path: Path) -> None:
     """Accuracy vs number of distractors per model."""
-    plt = evaluation.pyplot()
+    plt = report.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name, accs in probe["accuracy"].items():
         ax.plot(probe["distances"], accs, "o-", label=name)
@@ -163,17 +166,17 @@ def plot_probe(probe: dict, path: Path) -> None:
     ax.set_xticks(probe["distances"], [str(d) for d in probe["distances"]])
     ax.grid(alpha=0.3)
     ax.legend()
-    evaluation.save_figure(fig, path)
+    report.save_figure(fig, path)
 
 
 def plot_length_comparison(buckets: dict[str, list[dict]], path: Path) -> None:
     """Grouped bars: test accuracy per length bucket per model."""
-    plt = evaluation.pyplot()
+    plt = report.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = [b["bucket"] for b in next(iter(buckets.values()))]
-    evaluation.plot_grouped_bars(ax, groups, {name: [b["accuracy"] for b in bs] for name, bs in buckets.items()})
+    report.plot_grouped_bars(ax, groups, {name: [b["accuracy"] for b in bs] for name, bs in buckets.items()})
     ax.set(xlabel="review length (tokens)", ylabel="test accuracy", title="real reviews: accuracy by length")
-    evaluation.save_figure(fig, path)
+    report.save_figure(fig, path)
 
 
 def ratio(values: list[float], near: int, far: int) -> float:
@@ -210,13 +213,12 @@ def render_study(flow: dict, probe: dict, buckets: dict[str, list[dict]], far: i
 def run_study(run_dirs: dict[str, Path], out_dir: Path, gradient_steps: int = 400, probe_epochs: int = 8,
               distances: tuple[int, ...] = PROBE_DISTANCES, seed: int = 0) -> Path:
     """Measure everything, write plots, study.json and study.md into ``out_dir``; return study.md."""
-    for name, run_dir in run_dirs.items():
-        if not artifacts.is_finished_run(run_dir):
-            raise ModelError(f"{run_dir} ({name}) is not a finished run")
+    for run_dir in run_dirs.values():
+        RunDir(run_dir).require_finished()
     out_dir.mkdir(parents=True, exist_ok=True)
     flow = gradient_flow(run_dirs, gradient_steps)
     probe = long_range_probe(distances, seed=seed, epochs=probe_epochs)
-    buckets = {name: artifacts.read_json(d / METRICS_FILE)["length"]["buckets"] for name, d in run_dirs.items()}
+    buckets = {name: artifacts.read_json(RunDir(d).metrics)["length"]["buckets"] for name, d in run_dirs.items()}
     plot_gradient_flow(flow, out_dir / "gradient_flow.png")
     plot_probe(probe, out_dir / "long_range_probe.png")
     plot_length_comparison(buckets, out_dir / "length_buckets.png")

@@ -15,13 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sentiment.artifacts import write_text
 from sentiment.config import Config
+from sentiment.errors import ModelError
+from sentiment.models import load_model
+from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
-
-HISTORY_FILE = "history.csv"
-CHECKPOINT_FILE = "checkpoints/best.keras"
-BACKUP_DIR = "backup"
 
 
 @dataclasses.dataclass
@@ -29,7 +29,6 @@ class FitResult:
     """What a (possibly resumed) training run did, across all its sessions."""
 
     history: list[dict[str, float]]  # one row per finished epoch, from history.csv
-    initial_epoch: int  # epochs already done when this session started
     best_epoch: int  # 0-based epoch with the lowest validation loss
 
 
@@ -85,38 +84,43 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.best, self.best_epoch = self.previous_losses[best], best
         self.wait = len(self.previous_losses) - 1 - best
         if self.restore_best_weights and self.best_checkpoint.exists():
-            self.best_weights = keras.saving.load_model(self.best_checkpoint, compile=False).get_weights()
+            self.best_weights = load_model(self.best_checkpoint).get_weights()
 
 
-def read_history(run_dir: Path) -> list[dict[str, float]]:
+def read_history(run: RunDir) -> list[dict[str, float]]:
     """Return the finished epochs recorded in ``history.csv`` (empty if none)."""
-    path = run_dir / HISTORY_FILE
-    if not path.exists():
+    if not run.history.exists():
         return []
-    with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    try:
+        with run.history.open(newline="") as f:
+            return [{k: float(v) for k, v in row.items() if k and v not in ("", None)} for row in csv.DictReader(f)]
+    except (ValueError, UnicodeDecodeError, csv.Error) as e:
+        raise ModelError(f"{run.history} is unreadable ({e})") from e
 
 
-def epochs_backed_up(run_dir: Path) -> int:
+def epochs_backed_up(run: RunDir) -> int:
     """Return how many epochs the BackupAndRestore state holds (0 if none)."""
-    meta = run_dir / BACKUP_DIR / "training_metadata.json"
-    return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+    meta = run.backup / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{meta} is unreadable ({e}); delete {run.backup} to restart this run from its first epoch") from e
 
 
-def trim_history(run_dir: Path, epochs: int) -> None:
+def trim_history(run: RunDir, epochs: int) -> None:
     """Keep the first ``epochs`` rows of history.csv: a kill between writing it and the backup leaves extras."""
-    path = run_dir / HISTORY_FILE
+    path = run.history
     if not path.exists():
         return
     lines = path.read_text().splitlines(keepends=True)
     if len(lines) - 1 > epochs:
-        path.write_text("".join(lines[: epochs + 1]))
+        write_text(path, "".join(lines[: epochs + 1]))
 
 
-def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.callbacks.Callback]:
-    """Return the training callbacks; order matters: timing first, backup before logging."""
-    previous = [row["val_loss"] for row in read_history(run_dir) if "val_loss" in row]
-    checkpoint = run_dir / CHECKPOINT_FILE
+def make_callbacks(run: RunDir, config: Config, verbose: int) -> list[keras.callbacks.Callback]:
+    """Return the training callbacks in the order they run: timing, stopping rules, checkpoint, history, then backup."""
+    previous = [row["val_loss"] for row in read_history(run) if "val_loss" in row]
+    checkpoint = run.checkpoint
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
         EpochTimer(),
@@ -132,11 +136,11 @@ def make_callbacks(run_dir: Path, config: Config, verbose: int) -> list[keras.ca
         ),
         # History first, then the backup: a kill between the two leaves an extra history row,
         # which trim_history drops on resume (a missing row could not be recovered).
-        keras.callbacks.CSVLogger(run_dir / HISTORY_FILE, append=True),
+        keras.callbacks.CSVLogger(run.history, append=True),
         # double_checkpoint keeps the previous backup, so a kill while writing one is survivable;
         # the backup outlives fit() and is cleared once the run's metrics are written.
-        keras.callbacks.BackupAndRestore(run_dir / BACKUP_DIR, double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.TensorBoard(run_dir / "tensorboard", histogram_freq=0, write_graph=False),
+        keras.callbacks.BackupAndRestore(run.backup, double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False),
     ]
     return callbacks
 
@@ -149,9 +153,9 @@ def training_done(history: list[dict[str, float]], config: Config) -> bool:
     return len(losses) >= config.epochs or len(losses) - 1 - int(np.argmin(losses)) >= config.patience
 
 
-def clear_backup(run_dir: Path) -> None:
+def clear_backup(run: RunDir) -> None:
     """Delete the resume state once a run is complete."""
-    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+    shutil.rmtree(run.backup, ignore_errors=True)
 
 
 def fit(
@@ -159,24 +163,24 @@ def fit(
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset,
     config: Config,
-    run_dir: Path,
+    run: RunDir,
     verbose: int = 2,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> FitResult:
-    """Train ``model`` until early stopping or ``config.epochs``, resuming from ``run_dir`` if a backup exists."""
-    done = epochs_backed_up(run_dir)
-    trim_history(run_dir, done)
-    if done and training_done(read_history(run_dir), config):
-        log.info("%s had finished training (%d epochs); restoring its best checkpoint", run_dir, done)
-        model.set_weights(keras.saving.load_model(run_dir / CHECKPOINT_FILE, compile=False).get_weights())
+    """Train ``model`` until early stopping or ``config.epochs``, resuming from the run's backup if there is one."""
+    done = epochs_backed_up(run)
+    trim_history(run, done)
+    if done and training_done(read_history(run), config):
+        log.info("%s had finished training (%d epochs); restoring its best checkpoint", run, done)
+        model.set_weights(load_model(run.checkpoint).get_weights())
     else:
         if done:
-            log.info("resuming %s after %d finished epoch(s)", run_dir, done)
-        callbacks = make_callbacks(run_dir, config, verbose) + list(extra_callbacks or [])
+            log.info("resuming %s after %d finished epoch(s)", run, done)
+        callbacks = make_callbacks(run, config, verbose) + list(extra_callbacks or [])
         with warnings.catch_warnings():
             # Bucketed datasets have no known length, which is how Keras finds an epoch's end.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
-    history = read_history(run_dir)
+    history = read_history(run)
     best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
-    return FitResult(history=history, initial_epoch=done, best_epoch=int(best["epoch"]))
+    return FitResult(history=history, best_epoch=int(best["epoch"]))

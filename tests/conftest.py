@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
+import sys
 import tarfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the entry-point scripts (train.py, ...) are imported by tests
 
-import numpy as np
-import pytest
+from sentiment import cli  # noqa: E402,F401  (first: sets TensorFlow's log level before it loads)
 
-from sentiment.config import make_config
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from sentiment.models import make_config  # noqa: E402
 
 POSITIVE = ["great", "wonderful", "excellent", "loved", "superb", "brilliant"]
 NEGATIVE = ["awful", "terrible", "boring", "worst", "dull", "waste"]
@@ -103,8 +106,9 @@ def tiny_config(csv_path: Path):
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
     """One tiny trained LSTM run, shared by the export and prediction tests."""
-    from sentiment import experiment
+    from sentiment import experiment, training
 
+    training.seed_everything(0)
     tmp = tmp_path_factory.mktemp("shared_run")
     data = write_csv(tmp / "r.csv", [(t, "pos" if y else "neg") for t, y in make_reviews(120)])
     config = make_config(
@@ -122,3 +126,18 @@ def saved_model(run_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("saved_models")
     export.export_run(run_dir, root)
     return root
+
+
+def run_entry(script: str, argv: list[str], capsys, stdin: bytes = b"") -> tuple[int, str, str]:
+    """Run an entry point's main(argv) in-process as the shell would; return (exit code, stdout, stderr)."""
+    import importlib
+
+    module = importlib.import_module(script.removesuffix(".py"))
+    saved = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
+    try:
+        code = cli.run_main(module.main, argv)
+    finally:
+        sys.stdin = saved
+    out, err = capsys.readouterr()
+    return code, out, err

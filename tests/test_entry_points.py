@@ -1,79 +1,325 @@
-"""train.py / evaluate.py / study.py as users run them: clear one-line errors, and kill-then-resume."""
+"""Every entry point as users run it: hostile input gets one `error:` line, a non-zero exit, nothing half-written.
+
+The scripts run in-process through their ``main(argv)`` (fast); the few tests that need a
+real process (SIGKILL, two exporters at once, the README's kill-and-resume) are marked slow.
+"""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
-from conftest import make_reviews, write_csv
+from conftest import ROOT, make_reviews, run_entry, write_aclimdb, write_csv
 from sentiment import training
+from sentiment.rundir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_script(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+TINY = ["--vocab-size", "64", "--max-len", "32", "--embedding-dim", "8", "--units", "8", "--batch-size", "16",
+        "--val-fraction", "0.2", "--test-fraction", "0.2"]
 
 
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (None, "error: data not found"),
-        (b"text,label\ngood,2\n", "error: CSV"),
-        (b"words,label\ngood,1\n", "lacks column(s) text"),
-    ],
-)
-def test_train_bad_data_is_one_line_error(tmp_path, content, message):
-    path = tmp_path / "data.csv"
-    if content is not None:
-        path.write_bytes(content)
-    result = run_script("train.py", "--data", str(path), "--run-dir", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+def assert_one_line_error(code: int, err: str, message: str) -> None:
+    """The user sees exactly one error line (the last), naming the problem, and no traceback."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("error: ") and message in lines[-1], err
+    assert sum(line.startswith("error: ") for line in lines) == 1
 
 
-def test_unknown_model_and_missing_runs_are_one_line_errors(tmp_path):
-    result = run_script("train.py", "--model", "transformer", "--data", "x.csv")
-    assert result.returncode == 2 and "unknown model 'transformer'" in result.stderr and "Traceback" not in result.stderr
-    result = run_script("evaluate.py", str(tmp_path / "nothing"))
-    assert result.returncode == 2 and "error: no model" in result.stderr and "Traceback" not in result.stderr
-    result = run_script("study.py", "--run", f"lstm={tmp_path}", "--out", str(tmp_path / "study"))
-    assert result.returncode == 2 and "is not a finished run" in result.stderr and "Traceback" not in result.stderr
+def tar_bytes_corrupt(path: Path) -> Path:
+    """Write a .tar.gz whose gzip stream breaks half-way."""
+    good = path.with_name("good.tar.gz")
+    import tarfile
+
+    base = write_aclimdb(path.parent / "src")
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(base, arcname="aclImdb")
+    data = good.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + b"\x00garbage" * 10)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# train.py: bad data
+
+
+def bad_sources(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """Each hostile data source and the words its error must contain."""
+    one_class = [(t, 1) for t, _ in make_reviews(40)]
+    corrupt_gz = tmp / "corrupt.csv.gz"
+    corrupt_gz.write_bytes(gzip.compress(b"text,label\n" + b"good film,1\n" * 50)[:40])
+    not_utf8 = tmp / "latin1.csv"
+    not_utf8.write_bytes("text,label\ncaf\u00e9 cr\u00e8me,1\n".encode("latin-1"))
+    empty = tmp / "empty.csv"
+    empty.write_bytes(b"")
+    header = tmp / "header.csv"
+    header.write_bytes(b"text,label\n")
+    not_acl = tmp / "photos"
+    not_acl.mkdir()
+    (not_acl / "cat.jpg").write_bytes(b"\xff\xd8")
+    return {
+        "no text column": (write_csv(tmp / "notext.csv", [("x", 1)], header=("review", "label")), "lacks column(s) text"),
+        "no label column": (write_csv(tmp / "nolabel.csv", [("x", 1)], header=("text", "sentiment")), "lacks column(s) label"),
+        "bad label": (write_csv(tmp / "badlabel.csv", [("fine", 1), ("ok", "neg"), ("meh", "3")]), "row 3"),
+        "empty": (empty, "is empty"),
+        "header only": (header, "no reviews"),
+        "one class": (write_csv(tmp / "oneclass.csv", one_class), "only one class"),
+        "not utf-8": (not_utf8, "not UTF-8"),
+        "corrupt gzip": (corrupt_gz, "cannot read CSV"),
+        "corrupt tarball": (tar_bytes_corrupt(tmp / "aclImdb_v1.tar.gz"), "cannot read aclImdb archive"),
+        "not aclImdb": (not_acl, "no reviews under train/pos"),
+        "missing": (tmp / "nowhere.csv", "data not found"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no text column", "no label column", "bad label", "empty", "header only", "one class",
+                                  "not utf-8", "corrupt gzip", "corrupt tarball", "not aclImdb", "missing"])
+def test_train_bad_data_is_one_line_error_and_leaves_no_run_dir(tmp_path, capsys, case):
+    data, message = bad_sources(tmp_path)[case]
+    code, _, err = run_entry("train.py", ["--data", str(data), "--run-dir", str(tmp_path / "run"), *TINY], capsys)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_label_names_every_accepted_spelling(tmp_path, capsys):
+    data = write_csv(tmp_path / "l.csv", [("fine", "positive"), ("bad", "negative"), ("meh", "good")])
+    code, _, err = run_entry("train.py", ["--data", str(data), "--run-dir", str(tmp_path / "run")], capsys)
+    assert_one_line_error(code, err, "row 3 (line 4): label 'good' is not one of 0, 1, neg, pos, negative, positive")
+
+
+# ---------------------------------------------------------------------------
+# train.py: impossible flags and run directories
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "epochs=0 is invalid"),
+    (["--batch-size", "-1"], "batch_size=-1 is invalid"),
+    (["--vocab-size", "1"], "vocab_size=1 is invalid"),
+    (["--max-len", "0"], "max_len=0 is invalid"),
+    (["--model", "transformer"], "unknown model 'transformer'"),
+    (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--config", "missing.json"], "cannot read config missing.json"),
+])
+def test_train_impossible_flags(tmp_path, capsys, csv_path, flags, message):
+    code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(tmp_path / "run"), *flags], capsys)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_file_or_a_folder_of_user_files_as_run_dir(tmp_path, capsys, csv_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("my notes")
+    code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(a_file), *TINY], capsys)
+    assert_one_line_error(code, err, "is a file, not a directory")
+    assert a_file.read_text() == "my notes"
+
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "chapter1.tex").write_text("precious")
+    code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(folder), *TINY], capsys)
+    assert_one_line_error(code, err, "is not a run directory and not empty")
+    assert sorted(p.name for p in folder.iterdir()) == ["chapter1.tex"]
+    assert (folder / "chapter1.tex").read_text() == "precious"
+
+
+def test_train_resume_with_truncated_config_is_one_line_error(tmp_path, capsys, csv_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": "lstm", "vocab_si')
+    code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(run), *TINY], capsys)
+    assert_one_line_error(code, err, "config.json is unreadable")
+
+
+def test_second_trainer_on_a_run_dir_is_refused_while_the_first_holds_it(tmp_path, capsys, csv_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock():  # the first train.py (this process holds the flock on its own open file)
+        code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(run.path), *TINY], capsys)
+    assert_one_line_error(code, err, f"is in use by PID {os.getpid()}")
+    assert not run.config.exists()
+
+
+def test_stale_lock_of_a_dead_process_does_not_block(tmp_path, capsys, csv_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.lock_file.write_text("PID 999999 on some-host\n")  # written, but no process holds the flock
+    code, out, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(run.path), "--epochs", "1", *TINY], capsys)
+    assert code == 0, err
+    assert run.is_finished()
+
+
+def test_train_logs_hold_no_keras_data_warnings(tmp_path, capsys, csv_path, caplog):
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO"):
+        warnings.simplefilter("always")
+        code, out, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(tmp_path / "r"), "--epochs", "2", *TINY], capsys)
+    assert code == 0, err
+    shown = [str(w.message) for w in caught] + [caplog.text, err]
+    assert not any("ran out of data" in text for text in shown)
+
+
+# ---------------------------------------------------------------------------
+# evaluate.py and export_model.py on broken runs
+
+
+@pytest.fixture
+def broken_run(run_dir, tmp_path):
+    """Return a factory: a copy of the shared finished run with one file truncated."""
+
+    def make(name: str) -> Path:
+        copy = tmp_path / f"broken-{name.replace('.', '-')}"
+        shutil.copytree(run_dir, copy)
+        data = (copy / name).read_bytes()
+        (copy / name).write_bytes(data[: len(data) // 3])
+        return copy
+
+    return make
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "export_model.py"])
+@pytest.mark.parametrize("truncated, message", [("model.keras", "cannot load model"), ("config.json", "config.json is unreadable")])
+def test_truncated_run_files_are_one_line_errors(broken_run, tmp_path, capsys, script, truncated, message):
+    run = broken_run(truncated)
+    extra = ["--out", str(tmp_path / "rep")] if script == "evaluate.py" else ["--export-dir", str(tmp_path / "sm")]
+    code, _, err = run_entry(script, [str(run), *extra], capsys)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "sm").exists() or not any((tmp_path / "sm").rglob("saved_model.pb"))
+
+
+def test_export_of_an_unfinished_run_and_compare_with_data_are_refused(tmp_path, capsys, run_dir):
+    code, _, err = run_entry("export_model.py", [str(tmp_path / "no-run")], capsys)
+    assert_one_line_error(code, err, "is not a finished run")
+    code, _, err = run_entry("evaluate.py", ["--compare", str(run_dir), "--data", "x.csv"], capsys)
+    assert_one_line_error(code, err, "--data and --split do not apply")
+    code, _, err = run_entry("study.py", ["--run", f"lstm={tmp_path}", "--out", str(tmp_path / "study")], capsys)
+    assert_one_line_error(code, err, "is not a finished run")
+
+
+# ---------------------------------------------------------------------------
+# predict.py
+
+
+@pytest.fixture
+def model_copy(saved_model, tmp_path):
+    """A private copy of the shared exported model (lstm/1), safe to damage."""
+    copy = tmp_path / "models"
+    shutil.copytree(saved_model, copy)
+    return copy
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--threshold", "1.5"], "argument --threshold: 1.5 is not between 0 and 1"),
+    (["--threshold", "-0.1"], "is not between 0 and 1"),
+    (["--batch-size", "0"], "argument --batch-size: 0 is not at least 1"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["--model", "transformer"], "no model 'transformer'"),
+])
+def test_predict_impossible_flags(model_copy, capsys, flags, message):
+    code, out, err = run_entry("predict.py", ["a fine film", "--models-dir", str(model_copy), *flags], capsys)
+    assert_one_line_error(code, err, message)
+    assert out == ""
+
+
+def test_predict_damaged_savedmodels(model_copy, capsys):
+    version = model_copy / "lstm" / "1"
+    pb = version / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:200])
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    assert_one_line_error(code, err, "cannot load model")
+    shutil.rmtree(version / "variables")
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    assert_one_line_error(code, err, "variables/ folder is missing")
+
+
+def test_predict_csv_and_json_survive_commas_quotes_and_newlines(saved_model, capsys):
+    reviews = ['Great, "truly" great\nfilm', "awful, awful; \"bad\"", "plain"]
+    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["text"] for r in rows] == reviews and all(r["label"] in ("positive", "negative") for r in rows)
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--format", "json"], capsys)
+    assert code == 0, err
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [o["text"] for o in objects] == reviews
+
+
+# ---------------------------------------------------------------------------
+# Real processes: SIGKILL and concurrency
+
+
+def start(script: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / script), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_two_exporters_of_one_run_make_two_complete_versions(run_dir, tmp_path):
+    procs = [start("export_model.py", str(run_dir), "--export-dir", str(tmp_path)) for _ in range(2)]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    versions = sorted(p.name for p in (tmp_path / "lstm").iterdir())
+    assert versions == ["1", "2"]
+    for v in versions:
+        assert (tmp_path / "lstm" / v / "saved_model.pb").is_file()
+        assert (tmp_path / "lstm" / v / "assets.extra" / "metadata.json").is_file()
+
+
+@pytest.mark.slow
+def test_sigkill_during_export_leaves_no_visible_version(run_dir, tmp_path, capsys):
+    proc = start("export_model.py", str(run_dir), "--export-dir", str(tmp_path))
+    deadline = time.time() + 120
+    while not list((tmp_path / "lstm").glob(".tmp-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    root = tmp_path / "lstm"
+    assert list(root.glob(".tmp-*")), "the export finished before it could be killed"
+    assert not [p for p in root.iterdir() if p.name.isdigit()]  # TF Serving sees nothing
+    code, out, err = run_entry("export_model.py", [str(run_dir), "--export-dir", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in root.iterdir()) == ["1"]  # the abandoned temp dir was cleaned up
 
 
 @pytest.mark.slow
 def test_sigkill_during_an_epoch_then_same_command_resumes(tmp_path):
     data = write_csv(tmp_path / "reviews.csv", make_reviews(6000))
-    run_dir = tmp_path / "run"
+    run = RunDir(tmp_path / "run")
     epochs = 6
-    command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run_dir), "--epochs", str(epochs),
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run.path), "--epochs", str(epochs),
                "--patience", "9", "--vocab-size", "200", "--units", "64", "--max-len", "64"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
-    while len(training.read_history(run_dir)) < 2 and time.time() < deadline and proc.poll() is None:
+    while len(training.read_history(run)) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # somewhere in epoch 3 (or just before its backup of epoch 2)
     proc.wait()
-    done = training.epochs_backed_up(run_dir)
-    assert 1 <= done < epochs and not (run_dir / "metrics.json").exists()
+    done = training.epochs_backed_up(run)
+    assert 1 <= done < epochs and not run.metrics.exists()
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {run_dir} after {done} finished epoch(s)" in resumed.stderr
+    assert f"resuming {run.path} after {done} finished epoch(s)" in resumed.stderr
     assert f"Epoch {done + 1}/{epochs}" in resumed.stdout and "Epoch 1/" not in resumed.stdout
-    assert [int(row["epoch"]) for row in training.read_history(run_dir)] == list(range(epochs))
-    assert (run_dir / "metrics.json").exists()
+    assert [int(row["epoch"]) for row in training.read_history(run)] == list(range(epochs))
+    assert run.is_finished()
 
 
-def test_export_model_script(run_dir, tmp_path):
-    result = run_script("export_model.py", str(run_dir), "--export-dir", str(tmp_path), "--name", "imdb")
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "imdb" / "1" / "saved_model.pb").exists() and "exported to" in result.stdout
-    result = run_script("export_model.py", str(tmp_path / "no-run"))
-    assert result.returncode == 2 and "is not a finished run" in result.stderr and "Traceback" not in result.stderr
+def test_evaluate_finds_named_models_from_any_directory(tmp_path, capsys, monkeypatch):
+    """`evaluate.py lstm` means the project's saved_models/lstm, wherever it is started (as predict.py does)."""
+    data = write_csv(tmp_path / "r.csv", [(t, "pos" if y else "neg") for t, y in make_reviews(60)])
+    monkeypatch.chdir(tmp_path)  # no saved_models/ here
+    code, out, err = run_entry("evaluate.py", ["lstm", "--data", str(data), "--split", "all", "--out", "rep"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "rep" / "report.md").is_file()
+    assert str(ROOT / "saved_models" / "lstm") in (tmp_path / "rep" / "report.md").read_text()

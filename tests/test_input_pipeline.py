@@ -103,8 +103,11 @@ def test_aclimdb_parent_folder_is_accepted(aclimdb_dir, tiny_config):
     assert ip.load_splits(tiny_config(data=str(aclimdb_dir.parent))).sizes()["test"] == 20
 
 
-def test_tfds_source_with_mock_data(tiny_config):
-    tfds = pytest.importorskip("tensorflow_datasets")
+def test_tfds_source_with_mock_data(tiny_config, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    # mock_data replaces download and prepare, not the network probe that guards them.
+    monkeypatch.setattr(ip, "check_download_reachable", lambda data_dir_root: None)
     with tfds.testing.mock_data(num_examples=40):
         splits = ip.load_splits(tiny_config(data="imdb", val_fraction=0.1))
     # mock_data serves num_examples for any split request, so slicing is checked below.
@@ -197,3 +200,75 @@ def test_pipeline_and_end_to_end_model_keep_the_same_tokens(csv_path, tiny_confi
     for row, ids in zip(served, from_pipeline):
         np.testing.assert_array_equal(row[: len(ids)], ids)
         assert (row[len(ids):] == 0).all()
+
+
+# ---------------------------------------------------------------------------
+# TFDS's real download-and-prepare code, offline, on a generated archive
+
+
+def write_aclimdb_archive(path: Path, n_train: int = 40, n_test: int = 20, n_unsup: int = 5) -> Path:
+    """Write a miniature ``aclImdb_v1.tar.gz`` in the layout TFDS's imdb_reviews builder reads."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+            for i, (text, label) in enumerate(make_reviews(n, seed)):
+                data = text.encode("utf-8")
+                member = tarfile.TarInfo(f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{7 if label else 2}.txt")
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+        for i in range(n_unsup):
+            data = f"unlabelled review number {i}".encode()
+            member = tarfile.TarInfo(f"aclImdb/train/unsup/{i}_0.txt")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Point the reachability probe at a closed local port: the network is unreachable."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connecting is refused at once
+    monkeypatch.setattr(ip, "TFDS_HOSTS", (("127.0.0.1", port),))
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_tfds_prepares_imdb_from_a_manual_archive_offline(tmp_path, tiny_config, offline, monkeypatch):
+    """tfds download_and_prepare really runs (no mock_data): archive in <data_dir>/downloads/manual/."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import checksums
+
+    manual = tmp_path / "tfds" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    archive = write_aclimdb_archive(manual / ip.TFDS_ARCHIVE)
+    # The generated archive is not the real one: register its checksum, as a user would for their own copy.
+    info = checksums.compute_url_info(archive)
+    builder_class = type(tfds.builder(ip.TFDS_NAME, data_dir=str(tmp_path / "tfds")))
+    url = next(iter(builder_class.url_infos))
+    monkeypatch.setattr(builder_class, "url_infos", {url: checksums.UrlInfo(info.size, info.checksum, ip.TFDS_ARCHIVE)})
+
+    splits = ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
+    assert splits.sizes() == {"train": 36, "validation": 4, "test": 20}
+    assert set(np.unique(splits.train.labels)) == {0, 1}
+    assert not any("unlabelled" in t for t in splits.train.texts)  # train/unsup/ is its own split
+    assert (tmp_path / "tfds" / "imdb_reviews" / "plain_text").is_dir()  # prepared once, reused after
+    again = ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
+    assert again.test.texts == splits.test.texts
+
+
+def test_tfds_offline_fails_fast_naming_the_alternatives(tmp_path, tiny_config, offline):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(DataError) as error:
+        ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
+    assert time.perf_counter() - started < 10
+    message = str(error.value)
+    assert "no network" in message and "downloads/manual" in message and "--tfds-data-dir" in message
+    assert "CSV" in message and "aclImdb" in message and "\n" not in message

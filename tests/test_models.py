@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from sentiment import input_pipeline, models
-from sentiment.config import make_config
+from sentiment.models import make_config
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))

@@ -1,0 +1,86 @@
+"""How good are a model's predictions: scikit-learn metrics, length buckets, calibration, mistakes.
+
+Pure functions of labels and probabilities (numpy in, plain dicts out), so the
+training run, the baseline and re-evaluation all report the same figures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+# Upper bounds (tokens, inclusive) of the length buckets; the last bucket is open.
+LENGTH_BUCKETS = (100, 200, 400)
+CALIBRATION_BINS = 10
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
+    """Return threshold and probability metrics of P(positive) against 0/1 labels (all from scikit-learn)."""
+    predicted = (probs >= threshold).astype(np.int32)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "loss": float(skm.log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, probs)) if both_classes else None,
+        "brier": float(skm.brier_score_loss(labels, probs, pos_label=1)),
+        "ece": expected_calibration_error(labels, probs),
+        "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "classification_report": skm.classification_report(
+            labels, predicted, labels=[0, 1], target_names=["negative", "positive"], output_dict=True, zero_division=0
+        ),
+        "examples": int(len(labels)),
+        "positives": int(labels.sum()),
+    }
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """Return ECE: the example-weighted mean |observed rate - P(positive)| gap over equal-width bins.
+
+    scikit-learn has no ECE; this uses the same uniform bins as its calibration_curve.
+    """
+    which = np.minimum((probs * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            gap += in_bin.sum() * abs(labels[in_bin].mean() - probs[in_bin].mean())
+    return float(gap / max(len(labels), 1))
+
+
+def length_buckets(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int) -> dict:
+    """Return accuracy per review-length bucket (tokens after standardization) and the share truncated."""
+    predicted = (probs >= 0.5).astype(np.int32)
+    edges = [0, *LENGTH_BUCKETS, np.inf]
+    buckets = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        mask = (lengths > low) & (lengths <= high)
+        name = f"{low + 1}-{int(high)}" if np.isfinite(high) else f">{low}"
+        acc = float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
+        buckets.append({"bucket": name, "count": int(mask.sum()), "accuracy": acc})
+    return {"buckets": buckets, "truncated_share": float((lengths > max_len).mean()) if len(lengths) else 0.0, "max_len": max_len}
+
+
+def confident_mistakes(texts: list[str], labels: np.ndarray, probs: np.ndarray, k: int = 5, chars: int = 300) -> list[dict]:
+    """Return the ``k`` wrong predictions made with the highest confidence, texts cut to ``chars``."""
+    wrong = np.flatnonzero((probs >= 0.5).astype(np.int32) != labels)
+    worst = wrong[np.argsort(-np.abs(probs[wrong] - 0.5), kind="stable")][:k]
+    return [
+        {
+            "label": "positive" if labels[i] else "negative",
+            "probability": round(float(probs[i]), 4),
+            "text": texts[i] if len(texts[i]) <= chars else texts[i][:chars] + "...",
+        }
+        for i in worst
+    ]
+
+
+def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int) -> dict:
+    """Return every evaluation figure for one split's predictions."""
+    return {
+        **classification_metrics(labels, probs),
+        "length": length_buckets(labels, probs, lengths, max_len),
+        "confident_mistakes": confident_mistakes(texts, labels, probs),
+    }

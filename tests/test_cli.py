@@ -1,0 +1,88 @@
+"""Command-line plumbing: config flags from presets and recipes, one-line errors, --help that tells the truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_entry
+from sentiment import cli
+from sentiment.models import REGISTRY
+
+
+def noop(parser):
+    """No extra flags."""
+
+
+def test_flags_beat_recipe_beats_preset_beats_defaults(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"model": "simple_rnn", "units": 16, "max_len": 300}))
+    _, config = cli.parse_training_args(["--config", str(recipe), "--max-len", "200"], noop, "")
+    assert config.model == "simple_rnn"
+    assert config.max_len == 200  # flag over recipe
+    assert config.units == 16  # recipe over default
+    assert config.learning_rate == REGISTRY["simple_rnn"].preset["learning_rate"]  # preset over default
+    _, config = cli.parse_training_args(["--config", str(recipe), "--model", "lstm"], noop, "")
+    assert config.model == "lstm" and config.learning_rate == 1e-3 and config.units == 16
+
+
+def test_shipped_recipe_files_are_valid():
+    from conftest import ROOT
+
+    recipes = sorted((ROOT / "configs").glob("*.json"))
+    assert recipes
+    for recipe in recipes:
+        _, config = cli.parse_training_args(["--config", str(recipe)], noop, "")
+        assert config.model in REGISTRY
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"units": 8, "colour": "red"}', "unknown setting(s) colour"),
+    ('{"units": "eight"}', "units='eight' is invalid"),
+    ('{"units": 8', "is not valid JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+])
+def test_bad_recipes_are_config_errors(tmp_path, content, message):
+    recipe = tmp_path / "bad.json"
+    recipe.write_text(content)
+    with pytest.raises(cli.SentimentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cli.parse_training_args(["--config", str(recipe)], noop, "")
+
+
+def test_help_shows_the_values_the_model_really_trains_with(capsys):
+    with pytest.raises(SystemExit) as done:
+        run_entry("train.py", ["--model", "simple_rnn", "--help"], capsys)
+    assert done.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.0005)" in help_text and "(default: 0.5)" in help_text  # simple_rnn's preset
+    assert "--tfds-data-dir" in help_text and "--config FILE" in help_text
+
+
+def test_parse_errors_are_one_line_usage_errors():
+    parser = cli.ArgumentParser(prog="x")
+    parser.add_argument("--n", type=int)
+    with pytest.raises(cli.UsageError, match=r"argument --n: invalid int value: 'many' \(see x --help\)"):
+        parser.parse_args(["--n", "many"])
+
+
+def test_run_main_turns_user_errors_into_exit_codes(capsys):
+    def fails(argv):
+        raise cli.UsageError("bad thing")
+
+    def disk(argv):
+        raise PermissionError(13, "Permission denied", "/root/x")
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert cli.run_main(fails, []) == 2 and capsys.readouterr().err == "error: bad thing\n"
+    assert cli.run_main(disk, []) == 2 and capsys.readouterr().err == "error: Permission denied: /root/x\n"
+    assert cli.run_main(interrupted, []) == 130
+    assert cli.run_main(lambda argv: 0, []) == 0
+
+
+def test_default_models_dir_is_the_projects_own():
+    from conftest import ROOT
+
+    assert cli.DEFAULT_MODELS_DIR == ROOT / "saved_models"
