@@ -141,3 +141,11 @@ def run_entry(script: str, argv: list[str], capsys, stdin: bytes = b"") -> tuple
         sys.stdin = saved
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Seed every test as train.py seeds every run (the library itself never seeds)."""
+    from sentiment import training
+
+    training.seed_everything(42)

@@ -1,26 +1,35 @@
-"""The Config: presets, overrides, JSON round trip."""
+"""The Config: frozen, validated on creation (and on load), presets beside the registry, JSON round trip."""
+
+import dataclasses
 
 import pytest
 
 from sentiment import models
-from sentiment.config import MODEL_PRESETS, Config, make_config
+from sentiment.config import Config
 from sentiment.errors import ConfigError
+from sentiment.models import REGISTRY, make_config
 
 
-def test_every_registered_model_has_a_preset():
-    assert set(MODEL_PRESETS) == set(models.REGISTRY)
+def test_every_registered_model_has_a_spec_with_a_preset():
+    assert all(isinstance(spec.preset, dict) for spec in REGISTRY.values())
+    assert {"lstm", "simple_rnn"} <= set(models.REGISTRY)
 
 
 def test_flags_beat_presets_beat_defaults():
     config = make_config("simple_rnn", units=32, epochs=None)
     assert config.units == 32  # flag
-    assert config.learning_rate == MODEL_PRESETS["simple_rnn"]["learning_rate"]  # preset
+    assert config.learning_rate == REGISTRY["simple_rnn"].preset["learning_rate"]  # preset
     assert config.epochs == Config().epochs  # None means "not given"
 
 
 def test_unknown_model_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown model 'transformer'"):
         make_config("transformer")
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_config("lstm").units = 3
 
 
 def test_json_round_trip(tmp_path):
@@ -36,7 +45,15 @@ def test_unknown_keys_from_newer_versions_are_ignored():
 
 
 @pytest.mark.parametrize("field, value", [("batch_size", 0), ("dropout", 1.5), ("max_len", 0), ("val_fraction", -0.1),
-                                          ("truncate", "middle"), ("lr_decay", 0.0)])
+                                          ("truncate", "middle"), ("lr_decay", 0.0), ("units", "8")])
 def test_impossible_settings_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=field):
         make_config("lstm", **{field: value})
+
+
+@pytest.mark.parametrize("content, message", [('{"epochs": 0}', "epochs=0"), ('{"model": "lstm", "uni', "not valid JSON"),
+                                              ("[]", "JSON object")])
+def test_loading_validates_too(tmp_path, content, message):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        Config.load(tmp_path / "config.json")

@@ -1,56 +1,13 @@
-"""Evaluation figures on hand-made cases with known answers, and the report's structure."""
+"""Scoring models on reviews, report folders, and re-evaluating runs and exported models."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sentiment import artifacts, evaluation
-
-LABELS = np.array([1, 1, 1, 0, 0, 0, 1, 0])
-PROBS = np.array([0.9, 0.8, 0.3, 0.2, 0.1, 0.6, 0.7, 0.4], dtype=np.float32)
-
-
-def test_classification_metrics_known_answers():
-    m = evaluation.classification_metrics(LABELS, PROBS)
-    # predicted: 1 1 0 0 0 1 1 0 → TP=3, FN=1, FP=1, TN=3
-    assert m["confusion_matrix"] == [[3, 1], [1, 3]]
-    assert m["accuracy"] == pytest.approx(6 / 8)
-    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4) and m["f1"] == pytest.approx(3 / 4)
-    # 14 of the 16 positive/negative pairs are ranked correctly (0.3<0.6, 0.3<0.4 wrong).
-    assert m["roc_auc"] == pytest.approx(14 / 16)
-    assert m["brier"] == pytest.approx(np.mean((PROBS - LABELS) ** 2), rel=1e-6)
-    assert m["loss"] == pytest.approx(-np.mean(LABELS * np.log(PROBS) + (1 - LABELS) * np.log(1 - PROBS)), rel=1e-5)
-    assert m["classification_report"]["positive"]["support"] == 4
-
-
-def test_expected_calibration_error():
-    # Perfectly calibrated: in the 0.25 bin one of four is positive; in the 0.75 bin three of four.
-    labels = np.array([1, 0, 0, 0, 1, 1, 1, 0])
-    probs = np.array([0.25] * 4 + [0.75] * 4)
-    assert evaluation.expected_calibration_error(labels, probs) == pytest.approx(0.0)
-    # Always 0.9 confident but right half the time: gap 0.4.
-    assert evaluation.expected_calibration_error(np.array([1, 0]), np.array([0.9, 0.9])) == pytest.approx(0.4)
-
-
-def test_length_buckets():
-    lengths = np.array([50, 100, 150, 250, 300, 500, 600, 90])
-    result = evaluation.length_buckets(LABELS, PROBS, lengths, max_len=400)
-    buckets = {b["bucket"]: b for b in result["buckets"]}
-    assert list(buckets) == ["1-100", "101-200", "201-400", ">400"]
-    assert buckets["1-100"]["count"] == 3 and buckets["1-100"]["accuracy"] == pytest.approx(1.0)  # idx 0,1,7
-    assert buckets["201-400"]["accuracy"] == pytest.approx(1.0)  # idx 3,4
-    assert buckets[">400"]["accuracy"] == pytest.approx(0.5)  # idx 5 wrong, 6 right
-    assert buckets["101-200"]["accuracy"] == pytest.approx(0.0)  # idx 2 wrong
-    assert result["truncated_share"] == pytest.approx(2 / 8)
-
-
-def test_confident_mistakes_are_sorted_and_truncated():
-    texts = [f"review {i} " + "x" * 400 for i in range(8)]
-    mistakes = evaluation.confident_mistakes(texts, LABELS, PROBS, k=5, chars=20)
-    # idx 2 (positive, 0.3) is wronger than idx 5 (negative, 0.6)
-    assert [m["probability"] for m in mistakes] == [pytest.approx(0.3), pytest.approx(0.6)]
-    assert mistakes[0]["label"] == "positive" and mistakes[0]["text"].endswith("...") and len(mistakes[0]["text"]) == 23
+from sentiment import artifacts, evaluation, prediction
 
 
 def test_score_in_length_order_restores_order():
@@ -59,18 +16,39 @@ def test_score_in_length_order_restores_order():
     np.testing.assert_allclose(probs, [0.3, 0.1, 0.2, 0.4])
 
 
-def test_write_report_files_and_structure(tmp_path):
-    texts = [f"text {i}" for i in range(8)]
-    report = evaluation.evaluate_predictions(texts, LABELS, PROBS, np.arange(8) * 80, max_len=400)
-    history = [{"epoch": 0, "loss": 0.6, "val_loss": 0.5, "accuracy": 0.7, "val_accuracy": 0.75},
-               {"epoch": 1, "loss": 0.4, "val_loss": 0.45, "accuracy": 0.8, "val_accuracy": 0.8}]
-    path = evaluation.write_report(tmp_path, "test model", report, LABELS, PROBS, history)
-    for file in evaluation.PLOTS.values():
-        assert (tmp_path / file).stat().st_size > 1000, file
-        assert (tmp_path / file).read_bytes()[:4] == b"\x89PNG"
-    text = path.read_text()
-    assert text.startswith("# test model") and "## Accuracy by review length" in text
-    assert all(f"]({file})" in text for file in evaluation.PLOTS.values())
-    saved = artifacts.read_json(tmp_path / "metrics.json")
-    assert {"roc_auc", "f1", "ece", "brier", "length", "confident_mistakes"} <= set(saved)
-    assert [b["bucket"] for b in saved["length"]["buckets"]] == ["1-100", "101-200", "201-400", ">400"]
+def test_two_versions_of_the_same_number_get_two_report_folders():
+    dirs = evaluation.default_out_dirs(["saved_models/lstm/1", "saved_models/simple_rnn/1"], "test")
+    assert dirs == [Path("reports/lstm-1-test"), Path("reports/simple_rnn-1-test")]
+    dirs = evaluation.default_out_dirs(["a/lstm/1", "b/lstm/1"], "all", out="x")
+    assert len(set(dirs)) == 2 and all(d.parent == Path("x") for d in dirs)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    from conftest import make_reviews, write_csv
+    from sentiment import experiment, training
+    from sentiment.models import make_config
+
+    tmp = tmp_path_factory.mktemp("reeval")
+    data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])
+    common = dict(data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=2, batch_size=16,
+                  val_fraction=0.2, test_fraction=0.2, learning_rate=0.02)
+    training.seed_everything(0)
+    return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
+
+
+def test_reevaluate_run_dir_and_exported_model(two_runs, tmp_path):
+    from sentiment import export
+
+    original = artifacts.read_json(two_runs[1] / "metrics.json")
+    scorer, config, name = prediction.load_scorer(str(two_runs[1]), tmp_path)
+    evaluation.reevaluate(scorer, config, name, tmp_path / "run_eval")
+    again = artifacts.read_json(tmp_path / "run_eval" / "metrics.json")
+    # Same held-out split and the same weights give the same accuracy via raw text as via tf.data.
+    assert again["examples"] == original["examples"]
+    assert again["accuracy"] == pytest.approx(original["accuracy"])
+    export.export_run(two_runs[1], tmp_path / "models")
+    scorer, config, name = prediction.load_scorer("lstm", tmp_path / "models")
+    evaluation.reevaluate(scorer, config, name, tmp_path / "model_eval", split="all")
+    assert artifacts.read_json(tmp_path / "model_eval" / "metrics.json")["examples"] == 150
+    assert (tmp_path / "model_eval" / "report.md").exists()

@@ -31,7 +31,7 @@ def test_every_model_trains_end_to_end(tiny_config, tmp_path, name):
 
 def test_saved_end_to_end_model_reads_raw_text(tiny_config, tmp_path):
     run_dir = experiment.run(tiny_config("lstm", epochs=4, learning_rate=0.02), tmp_path / "run")
-    model = keras.saving.load_model(run_dir / artifacts.MODEL_FILE)
+    model = keras.saving.load_model(run_dir / "model.keras")
     probs = model.predict(tf.constant(["great wonderful excellent film", "awful terrible boring film"]), verbose=0)
     assert probs.shape == (2, 1)
     assert probs[0, 0] > probs[1, 0]
@@ -45,7 +45,10 @@ def test_finished_run_dir_is_not_overwritten(tiny_config, tmp_path):
 
 
 def test_resume_with_different_settings_is_refused(tiny_config, tmp_path):
+    from sentiment.rundir import RunDir
+
     run_dir = tmp_path / "run"
-    experiment.prepare_run_dir(run_dir, tiny_config("lstm"), argv=None)
+    run_dir.mkdir()
+    experiment.record_run(RunDir(run_dir), tiny_config("lstm"), argv=None)
     with pytest.raises(ConfigError, match="units"):
         experiment.run(tiny_config("lstm", units=16), run_dir)

@@ -37,7 +37,7 @@ def test_signature_contract(run_dir, tmp_path):
 
 
 def test_export_matches_keras_model(run_dir, tmp_path):
-    keras_probs = keras.saving.load_model(run_dir / artifacts.MODEL_FILE).predict(tf.constant(REVIEWS), verbose=0)
+    keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0)
     fn = tf.saved_model.load(str(export.export_run(run_dir, tmp_path))).signatures[artifacts.SIGNATURE]
     np.testing.assert_allclose(fn(text=tf.constant(REVIEWS))["probability"].numpy(), keras_probs.reshape(-1), rtol=1e-5, atol=1e-6)
 

@@ -52,32 +52,28 @@ def test_mixed_precision_is_ignored_without_gpu():
 
 
 def test_end_to_end_model_saves_and_reloads(tmp_path):
+    from sentiment import preprocessing
+
     config = make_config("lstm", vocab_size=50, embedding_dim=4, units=4, max_len=5)
-    vectorizer = input_pipeline.make_vectorizer(config, vocabulary=["[UNK]", "great", "film", "awful"])
-    model = models.build_end_to_end(models.build_model(config), vectorizer, config)
+    preprocessor = preprocessing.make_preprocessor(config, ["", "[UNK]", "great", "film", "awful"])
+    model = models.build_end_to_end(models.build_model(config), preprocessor)
     texts = tf.constant(["A GREAT film!<br />", "awful " * 50])
     before = model(texts).numpy()
     model.save(tmp_path / "m.keras")
     after = keras.saving.load_model(tmp_path / "m.keras")(texts).numpy()
     np.testing.assert_allclose(before, after, rtol=1e-6)
-    # Truncation to max_len happens inside the model.
-    assert model.get_layer("truncate")(tf.ones((1, 50), tf.int64)).shape == (1, 5)
+    # Truncation to max_len happens inside the model's preprocessing layer.
+    assert model.get_layer("preprocessor")(texts).shape == (2, 5)
 
 
 def test_unknown_model_name_is_refused():
+    import dataclasses
+
     from sentiment.errors import ConfigError
 
-    config = make_config("lstm")
-    config.model = "nope"
+    config = dataclasses.replace(make_config("lstm"), model="nope")
     with pytest.raises(ConfigError):
         models.build_model(config)
-
-
-def test_tail_truncation_keeps_the_last_tokens_and_right_padding():
-    layer = models.TruncateTokens(3, "tail")
-    ids = np.array([[5, 6, 7, 8, 9], [5, 6, 0, 0, 0], [1, 2, 3, 4, 0]], dtype=np.int32)
-    np.testing.assert_array_equal(layer(ids).numpy(), [[7, 8, 9], [5, 6, 0], [2, 3, 4]])
-    np.testing.assert_array_equal(models.TruncateTokens(3, "head")(ids).numpy(), ids[:, :3])
 
 
 def test_chrono_bias_opens_forget_gates_for_the_horizon():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import pytest
 
-from sentiment import artifacts, experiment, training
+from sentiment import experiment, training
+from sentiment.rundir import RunDir
 
 
 class CrashAtEpoch(keras.callbacks.Callback):
@@ -33,34 +34,38 @@ class RecordStart(keras.callbacks.Callback):
 
 def test_same_config_twice_gives_same_validation_metrics(tiny_config, tmp_path):
     config = tiny_config("lstm", epochs=2)
-    histories = [training.read_history(experiment.run(config, tmp_path / name)) for name in ("a", "b")]
+    histories = []
+    for name in ("a", "b"):
+        training.seed_everything(config.seed)  # what train.py does before every run
+        histories.append(training.read_history(RunDir(experiment.run(config, tmp_path / name))))
     for key in ("loss", "val_loss", "val_accuracy"):
         assert [row[key] for row in histories[0]] == [row[key] for row in histories[1]]
 
 
 def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path, caplog):
     config = tiny_config("gru", epochs=3, patience=5)
-    run_dir = tmp_path / "run"
+    run_dir = RunDir(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
-        experiment.run(config, run_dir, extra_callbacks=[CrashAtEpoch(2)])
+        experiment.run(config, run_dir.path, extra_callbacks=[CrashAtEpoch(2)])
     assert training.epochs_backed_up(run_dir) == 2
     assert len(training.read_history(run_dir)) == 2
-    assert not (run_dir / artifacts.METRICS_FILE).exists()
+    assert not run_dir.metrics.exists()
 
     started = RecordStart()
     with caplog.at_level("INFO"):
-        experiment.run(config, run_dir, extra_callbacks=[started])
+        experiment.run(config, run_dir.path, extra_callbacks=[started])
     assert started.epochs == [2]  # only the unfinished epoch ran again
     assert "resuming" in caplog.text
     history = training.read_history(run_dir)
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
-    assert (run_dir / artifacts.METRICS_FILE).exists()
+    assert run_dir.metrics.exists()
 
 
 def test_trim_history_drops_rows_the_backup_does_not_hold(tmp_path):
-    (tmp_path / training.HISTORY_FILE).write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
-    training.trim_history(tmp_path, 2)
-    assert [row["epoch"] for row in training.read_history(tmp_path)] == [0.0, 1.0]
+    run = RunDir(tmp_path)
+    run.history.write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
+    training.trim_history(run, 2)
+    assert [row["epoch"] for row in training.read_history(run)] == [0.0, 1.0]
 
 
 def test_resumed_early_stopping_keeps_its_patience(tmp_path):
@@ -90,15 +95,15 @@ class CrashAtTrainEnd(keras.callbacks.Callback):
 
 def test_run_killed_after_training_is_not_retrained(tiny_config, tmp_path, caplog):
     config = tiny_config("lstm", epochs=2)
-    run_dir = tmp_path / "run"
+    run_dir = RunDir(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
-        experiment.run(config, run_dir, extra_callbacks=[CrashAtTrainEnd()])
-    assert training.epochs_backed_up(run_dir) == 2 and not (run_dir / artifacts.METRICS_FILE).exists()
+        experiment.run(config, run_dir.path, extra_callbacks=[CrashAtTrainEnd()])
+    assert training.epochs_backed_up(run_dir) == 2 and not run_dir.metrics.exists()
     started = RecordStart()
     with caplog.at_level("INFO"):
-        experiment.run(config, run_dir, extra_callbacks=[started])
+        experiment.run(config, run_dir.path, extra_callbacks=[started])
     assert started.epochs == [] and "had finished training" in caplog.text
-    assert (run_dir / artifacts.METRICS_FILE).exists() and not (run_dir / training.BACKUP_DIR).exists()
+    assert run_dir.metrics.exists() and not run_dir.backup.exists()
     assert len(training.read_history(run_dir)) == 2
 
 
