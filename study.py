@@ -39,9 +39,11 @@ def main(argv: list[str]) -> int:
     except ValueError:
         raise cli.UsageError(f"--distances takes comma-separated integers, got {args.distances!r}") from None
     cli.start_tensorflow_quietly()
-    from sentiment import rnn_study
+    from sentiment import rnn_study, training
 
-    study = rnn_study.run_study(runs, Path(args.out), args.gradient_steps, args.probe_epochs, distances, args.seed)
+    # Seeding is the entry point's: every measurement (an untrained model, a probe) restarts from its own seed.
+    study = rnn_study.run_study(runs, Path(args.out), args.gradient_steps, args.probe_epochs, distances, args.seed,
+                                reseed=training.seed_everything)
     print(study.read_text(encoding="utf-8"))
     return 0
 

@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # must precede the first TensorFlow import
+# Must precede the first TensorFlow import. 3 hides TF's C++ ERROR lines too (E0000 ...
+# node_def_util, "oneDNN supports DT_BOOL"): they are notices, and every real failure
+# reaches Python as an exception, which run_main turns into one ``error:`` line.
+# TF_ENABLE_ONEDNN_OPTS is left alone: it changes numerics, not just messages.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sentiment.config import Config, config_fields, field_type, read_recipe  # noqa: E402
 from sentiment.errors import SentimentError  # noqa: E402
@@ -96,6 +100,15 @@ def setup_logging(verbose: bool = True) -> None:
         datefmt="%H:%M:%S",
     )
     logging.captureWarnings(True)
+    quiet_tensorflow_logger()
+
+
+def quiet_tensorflow_logger() -> None:
+    """Keep TF's Python logger to warnings, through our handler only (no ``INFO:tensorflow:`` duplicates)."""
+    logger = logging.getLogger("tensorflow")
+    logger.setLevel(logging.WARNING)  # e.g. "Assets written to: <temp dir>" on every export
+    for handler in list(logger.handlers):  # TF adds its own when imported before basicConfig
+        logger.removeHandler(handler)
 
 
 def progress_bar(total: int, enabled: bool) -> "tqdm":  # noqa: F821

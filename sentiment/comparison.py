@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment import artifacts, baseline, report, training
+from sentiment import artifacts, baseline, metrics, report, training
 from sentiment.config import Config
 from sentiment.errors import ModelError
 from sentiment.rundir import RunDir
@@ -36,9 +36,11 @@ def check_same_split(configs: list[Config]) -> None:
 def table_row(name: str, m: dict) -> dict:
     """Flatten one model's report into a comparison table row."""
     t = m.get("training", {})
+    low, high = m.get("accuracy_ci95") or (None, None)
     row = {
         "model": name,
         "accuracy": m["accuracy"],
+        "accuracy_ci95": f"{low:.3f}–{high:.3f}" if low is not None else None,
         "f1": m["f1"],
         "roc_auc": m["roc_auc"],
         "ece": m["ece"],
@@ -50,6 +52,16 @@ def table_row(name: str, m: dict) -> dict:
     }
     row.update({f"acc_{b['bucket']}": b["accuracy"] for b in m["length"]["buckets"]})
     return row
+
+
+def paired_test_vs_baseline(m: dict, base: dict) -> dict:
+    """McNemar's exact test of a run against the baseline on the same test reviews (empty if a report lacks predictions)."""
+    mine, theirs = m.get("predictions"), base.get("predictions")
+    if not mine or not theirs or mine["labels"] != theirs["labels"]:
+        return {}
+    labels = np.asarray(mine["labels"])
+    test = metrics.mcnemar_test(labels, np.asarray(mine["probabilities"]), np.asarray(theirs["probabilities"]))
+    return {"vs_baseline": f"+{test['a_only']}/−{test['b_only']}", "mcnemar_p": test["p_value"]}
 
 
 def format_cell(key: str, value: object) -> str:
@@ -65,9 +77,9 @@ def format_cell(key: str, value: object) -> str:
 
 def render_table(rows: list[dict]) -> str:
     """Render rows as a Markdown table."""
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every column any row has, in first-seen order
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(format_cell(k, r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_cell(k, r.get(k)) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -101,14 +113,19 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
             for d, (c, m, _) in zip(run_dirs, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
     if with_baseline:
-        rows.append(table_row("tfidf_logreg", baseline.run_baseline(configs[0])))
+        base = baseline.run_baseline(configs[0])
+        for row, (_, m, _) in zip(rows, runs):
+            row.update(paired_test_vs_baseline(m, base))
+        rows.append(table_row("tfidf_logreg", base))
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, histories, out_dir / "comparison.png")
     artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "rows": rows})
     text = "\n".join([
         "# Model comparison", "",
         f"Test split of `{configs[0].data}` (seed {configs[0].seed}); every model saw the same train/validation/test reviews.",
-        "Length buckets count tokens after standardization.", "",
+        "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews;",
+        "`vs_baseline`: test reviews only this model / only the baseline classifies correctly, and `mcnemar_p` McNemar's exact",
+        "test of that difference (p < 0.05: the accuracy gap is unlikely to be the test split's noise).", "",
         render_table(rows), "", "![comparison](comparison.png)", "",
     ])
     artifacts.write_text(out_dir / "comparison.md", text)

@@ -38,6 +38,8 @@ class Config:
     truncate: str = _field("tail", "which tokens a long review keeps: tail (its last max_len, where reviews give their verdict) or head")
     embedding_dim: int = _field(64, "width of the learned word vectors")
     units: int = _field(64, "width of the recurrent layer (per direction for bilstm)")
+    ngram_vocab_size: int = _field(0, "word 1-2-grams of the wide branch: a linear layer on their TF-IDF, summed with the recurrent branch before the sigmoid (0 = no wide branch)")
+    ngram_scale: float = _field(40.0, "multiplies the unit-norm TF-IDF features so the wide branch learns at the recurrent branch's learning rate")
     readout: str = _field("last", "what the classifier reads: last (final state) or mean (masked average of all states)")
     embedding_dropout: float = _field(0.4, "drops whole word vectors (SpatialDropout1D) against overfitting")
     dropout: float = _field(0.5, "dropout after the recurrent layer (not recurrent dropout: keeps cuDNN)")
@@ -47,6 +49,7 @@ class Config:
     clipnorm: float = _field(1.0, "gradient norm clipping, against exploding RNN gradients")
     lr_decay: float = _field(0.5, "multiply the learning rate by this after every epoch (1 = constant)")
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
+    refit: bool = _field(False, "after early stopping picks the epoch count, retrain from scratch on train + validation for that many epochs")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class Config:
             ("readout", self.readout in READOUTS, " or ".join(READOUTS)),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
             ("units", self.units >= 1, "at least 1"),
+            ("ngram_vocab_size", self.ngram_vocab_size == 0 or self.ngram_vocab_size >= 3, "0 (no wide branch) or at least 3"),
+            ("ngram_scale", self.ngram_scale > 0, "positive"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
             ("epochs", self.epochs >= 1, "at least 1"),
             ("patience", self.patience >= 0, "0 or more"),

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -42,13 +43,23 @@ def record_run(run: RunDir, config: Config, argv: list[str] | None) -> None:
     )
 
 
-def load_or_learn_vocabulary(run: RunDir, texts: list[str], config: Config) -> list[str]:
-    """Reuse the run's saved vocabulary (on resume) or learn one from the training reviews and save it."""
-    if run.vocabulary.exists():
-        return preprocessing.load_vocabulary(run.vocabulary)
-    vocabulary = preprocessing.learn_vocabulary(texts, config)
-    preprocessing.save_vocabulary(vocabulary, run.vocabulary)
+def load_or_learn_vocabulary(path: Path, learn: Callable[[], list[str]]) -> list[str]:
+    """Reuse a vocabulary the run saved at ``path`` (on resume) or learn it from the training reviews and save it."""
+    if path.exists():
+        return preprocessing.load_vocabulary(path)
+    vocabulary = learn()
+    preprocessing.save_vocabulary(vocabulary, path)
     return vocabulary
+
+
+def prepare_preprocessing(run: RunDir, texts: list[str], config: Config) -> tuple[keras.Model, np.ndarray | None]:
+    """Return the run's preprocessing layer and, with a wide branch, its n-gram idf (float32 [ngram vocab])."""
+    vocabulary = load_or_learn_vocabulary(run.vocabulary, lambda: preprocessing.learn_vocabulary(texts, config))
+    if not config.ngram_vocab_size:
+        return preprocessing.make_preprocessor(config, vocabulary), None
+    ngrams = load_or_learn_vocabulary(run.ngram_vocabulary, lambda: preprocessing.learn_ngram_vocabulary(texts, config))
+    idf = preprocessing.inverse_document_frequency(texts, config, ngrams)
+    return preprocessing.make_preprocessor(config, vocabulary, ngrams), idf
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -96,28 +107,33 @@ def run(
 def train_and_report(
     config: Config, run: RunDir, splits: input_pipeline.Splits, verbose: int, extra_callbacks: list | None
 ) -> None:
-    """Fit (or resume) the classifier, save the end-to-end model, evaluate it and write the report."""
-    preprocessor = preprocessing.make_preprocessor(config, load_or_learn_vocabulary(run, splits.train.texts, config))
+    """Fit (or resume) the classifier, optionally refit it on train + validation, save, evaluate and report."""
+    preprocessor, ngram_idf = prepare_preprocessing(run, splits.train.texts, config)
     train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config)
     train_tokens = int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
 
-    classifier = models.compile_model(models.build_model(config), config)
+    classifier = models.compile_model(models.build_model(config, ngram_idf), config)
     log.info("%s: %d parameters; %s", config.model, classifier.count_params(), models.describe_kernel(classifier))
     started = time.perf_counter()
     result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
+    # Validation figures are the early-stopped model's: a refit model has trained on those reviews.
+    val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
+    training_info = {**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1}
+    if config.refit:
+        classifier, training_info["refit"] = refit_on_all_labelled(config, run, splits, preprocessor, ngram_idf, result.best_epoch + 1, verbose)
+        training_info["wall_seconds"] = round(training_info["wall_seconds"] + training_info["refit"]["wall_seconds"], 2)
     save_model(models.build_end_to_end(classifier, preprocessor), run.model)
 
     _, test_probs = evaluation.predict_dataset(classifier, input_pipeline.make_eval_dataset(splits.test, preprocessor, config))
-    val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
     result_report = evaluation.build_report(
         splits.test, test_probs, config.max_len,
         model=config.model,
         split="test",
         validation=metrics.classification_metrics(val_labels, val_probs),
         data={"source": config.data, "sizes": splits.sizes(), "train_tokens": train_tokens},
-        training={**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1},
+        training=training_info,
         parameters=int(classifier.count_params()),
         seed=config.seed,
         versions=artifacts.library_versions(),
@@ -129,3 +145,19 @@ def train_and_report(
         result_report["accuracy"], result_report["f1"], result_report["roc_auc"] or float("nan"),
         result_report["validation"]["accuracy"],
     )
+
+
+def refit_on_all_labelled(
+    config: Config, run: RunDir, splits: input_pipeline.Splits, preprocessor: keras.Model, ngram_idf: np.ndarray | None, epochs: int, verbose: int
+) -> tuple[keras.Model, dict]:
+    """Train a fresh classifier on train + validation for the early-stopped epoch count; return it and its timing."""
+    labelled = input_pipeline.Split(splits.train.texts + splits.validation.texts,
+                                    np.concatenate([splits.train.labels, splits.validation.labels]))
+    log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
+    classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+    history = training.refit(classifier, input_pipeline.make_train_dataset(labelled, preprocessor, config), config, run, epochs, verbose)
+    return classifier, {
+        "epochs": epochs,
+        "reviews": len(labelled),
+        "wall_seconds": round(sum(row.get("epoch_seconds", 0.0) for row in history), 2),
+    }

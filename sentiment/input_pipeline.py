@@ -7,13 +7,17 @@ own preprocessing layer (``sentiment.preprocessing``) turns text into token ids.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import gzip
 import logging
+import queue
 import socket
 import sys
 import tarfile
+import threading
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -32,6 +36,8 @@ TFDS_NAME = "imdb_reviews/plain_text"
 TFDS_ARCHIVE = "aclImdb_v1.tar.gz"  # what TFDS downloads, and what it takes from <data_dir>/downloads/manual/
 # Prepared data comes from Google Cloud Storage when it can, else the archive from Stanford.
 TFDS_HOSTS = (("storage.googleapis.com", 443), ("ai.stanford.edu", 80))
+# The whole reachability probe, DNS lookups included: offline, train.py fails well within 10 s.
+PROBE_DEADLINE_SECONDS = 4.0
 TFDS_ALTERNATIVES = "or pass --data a CSV file (text,label), an aclImdb folder or aclImdb_v1.tar.gz"
 # Per-bucket upper bounds (tokens); batches hold reviews of similar length so a
 # 60-token review is not padded to 500.
@@ -100,33 +106,79 @@ def load_tfds(val_fraction: float, data_dir: str = "") -> Splits:
         builder = tfds.builder(TFDS_NAME, data_dir=data_dir or None)
     except Exception as e:  # a broken install (e.g. a missing dependency) must not look like a crash
         raise DataError(f"cannot use TFDS {TFDS_NAME} ({first_line(e)}); {TFDS_ALTERNATIVES}") from e
-    if not builder.is_prepared():
-        manual_archive = Path(builder.data_dir_root) / "downloads" / "manual" / TFDS_ARCHIVE
-        if not manual_archive.exists():
-            check_download_reachable(builder.data_dir_root)
-    try:
-        parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True, data_dir=data_dir or None)
-    except Exception as e:  # download, checksum and I/O failures all look different
-        raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line(e)}); {TFDS_ALTERNATIVES}") from e
+    with variant_folder_notices_dropped():
+        if not builder.is_prepared():
+            manual_archive = Path(builder.data_dir_root) / "downloads" / "manual" / TFDS_ARCHIVE
+            if not manual_archive.exists():
+                check_download_reachable(builder.data_dir_root)
+        try:
+            parts = tfds.load(TFDS_NAME, split=tfds_split_names(val_fraction), as_supervised=True, data_dir=data_dir or None)
+        except Exception as e:  # download, checksum and I/O failures all look different
+            raise DataError(f"cannot load TFDS {TFDS_NAME} ({first_line(e)}); {TFDS_ALTERNATIVES}") from e
     return Splits(*(_split_from_pairs(tfds.as_numpy(part)) for part in parts))
 
 
-def check_download_reachable(data_dir_root: str | Path, timeout: float = 4.0) -> None:
-    """Raise a DataError at once when no host TFDS downloads IMDB from answers (instead of minutes of retries)."""
+@contextlib.contextmanager
+def variant_folder_notices_dropped() -> Iterator[None]:
+    """Hide TFDS's absl warning "Variant folder ... has no dataset_info.json" for the block (it only means: not prepared yet)."""
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(is_not_variant_folder_notice)
+    try:
+        yield
+    finally:
+        absl_logger.removeFilter(is_not_variant_folder_notice)
+
+
+def is_not_variant_folder_notice(record: logging.LogRecord) -> bool:
+    """logging filter: False for the "Variant folder ..." notices TFDS's is_prepared() logs about unprepared data."""
+    return not str(record.msg).startswith("Variant folder ")
+
+
+def check_download_reachable(data_dir_root: str | Path, deadline: float = PROBE_DEADLINE_SECONDS) -> None:
+    """Raise a DataError within ``deadline`` seconds when no host TFDS downloads IMDB from answers (instead of minutes of retries)."""
     if urllib.request.getproxies().get("http") or urllib.request.getproxies().get("https"):
         return  # behind a proxy a direct probe says nothing; let TFDS try
-    errors = []
-    for host, port in TFDS_HOSTS:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            return
-        except OSError as e:
-            errors.append(f"{host}: {e.strerror or e}")
+    errors = probe_hosts(TFDS_HOSTS, deadline)
+    if errors is None:
+        return
     raise DataError(
         f"cannot download TFDS {TFDS_NAME}: no network ({'; '.join(errors)}). "
         f"Offline, put {TFDS_ARCHIVE} in {Path(data_dir_root) / 'downloads' / 'manual'}/ or pass "
         f"--tfds-data-dir where it is prepared, {TFDS_ALTERNATIVES}"
     )
+
+
+def probe_hosts(hosts: Iterable[tuple[str, int]], deadline: float) -> list[str] | None:
+    """Connect to all ``hosts`` at once (DNS lookup included); return None when one answers in time, else why each failed.
+
+    Each probe runs in a daemon thread: one stuck past ``deadline`` (a DNS lookup cannot be
+    cancelled) is abandoned, never waited for, not even at interpreter exit.
+    """
+    hosts = list(hosts)
+    answers: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    for index, (host, port) in enumerate(hosts):
+        probe = threading.Thread(target=probe_host, args=(index, host, port, deadline, answers), name=f"probe {host}", daemon=True)
+        probe.start()
+    end = time.monotonic() + deadline
+    failures: dict[int, str] = {}
+    while len(failures) < len(hosts):
+        try:
+            index, problem = answers.get(timeout=max(end - time.monotonic(), 0.0))
+        except queue.Empty:
+            break
+        if problem is None:
+            return None
+        failures[index] = problem
+    return [f"{host}: {failures.get(i, f'no answer within {deadline:g} s')}" for i, (host, _) in enumerate(hosts)]
+
+
+def probe_host(index: int, host: str, port: int, timeout: float, answers: queue.Queue) -> None:
+    """Open and close one TCP connection; put (index, None) on ``answers``, or (index, why it failed)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        answers.put((index, None))
+    except OSError as e:
+        answers.put((index, str(e.strerror or e)))
 
 
 def tfds_split_names(val_fraction: float) -> list[str]:
@@ -259,24 +311,38 @@ def check_splits(splits: Splits) -> None:
 # ---------------------------------------------------------------------------
 # tf.data
 
-Encoder = Callable[[tf.Tensor], tf.Tensor]  # review strings [b] → token ids [b, t], 0-padded on the right
+# The preprocessing layer's output: token ids [b, t] (0-padded on the right), or with a wide
+# branch a dict of those (TOKEN_IDS) and the review's word 1-2-gram ids (NGRAM_IDS).
+Features = tf.Tensor | dict[str, tf.Tensor]
+Encoder = Callable[[tf.Tensor], Features]
+TOKEN_IDS, NGRAM_IDS = "token_ids", "ngram_ids"
+
+
+def trim_padding(ids: tf.Tensor) -> tf.Tensor:
+    """Drop the right padding of one row of ids (ids are never 0 inside a review): int [t] → int32 [<=t]."""
+    return tf.cast(ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], tf.int32)
+
+
+def token_count(features: Features) -> tf.Tensor:
+    """Return the number of recurrent steps of one encoded review (its token ids' length)."""
+    return tf.shape(features[TOKEN_IDS] if isinstance(features, dict) else features)[0]
 
 
 def encode(split: Split, preprocess: Encoder) -> tf.data.Dataset:
-    """Yield (token ids int32 [<= max_len], label float32 []) per review, preprocessed in parallel batches."""
+    """Yield (features, label float32 []) per review, preprocessed in parallel batches, padding removed."""
     ds = tf.data.Dataset.from_tensor_slices((split.texts, split.labels.astype(np.float32)))
     ds = ds.batch(_ENCODE_CHUNK).map(lambda t, y: (preprocess(t), y), num_parallel_calls=tf.data.AUTOTUNE)
-    # Rows come back padded to the longest of their chunk; ids are never 0 inside a review.
-    return ds.unbatch().map(lambda ids, y: (tf.cast(ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], tf.int32), y))
+    # Rows come back padded to the longest of their chunk.
+    return ds.unbatch().map(lambda x, y: (tf.nest.map_structure(trim_padding, x), y))
 
 
 def make_train_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.data.Dataset:
-    """Shuffled (seeded), length-bucketed, right-padded batches: ids [b, t] int32, labels [b] float32."""
+    """Shuffled (seeded), length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32."""
     ds = encode(split, preprocess).cache()
     ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
     ds = ds.bucket_by_sequence_length(
-        element_length_func=lambda ids, y: tf.shape(ids)[0],
+        element_length_func=lambda x, y: token_count(x),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=False,  # pad to the longest review of the batch

@@ -7,11 +7,13 @@ training run, the baseline and re-evaluation all report the same figures.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 from sklearn import metrics as skm
 
 # Upper bounds (tokens, inclusive) of the length buckets; the last bucket is open.
 LENGTH_BUCKETS = (100, 200, 400)
 CALIBRATION_BINS = 10
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
@@ -20,6 +22,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: flo
     both_classes = len(np.unique(labels)) == 2
     return {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "accuracy_ci95": accuracy_interval(labels, probs, threshold),
         "loss": float(skm.log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
         "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
@@ -34,6 +37,30 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: flo
         "examples": int(len(labels)),
         "positives": int(labels.sum()),
     }
+
+
+def accuracy_interval(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5, level: float = 0.95, seed: int = 0) -> list[float]:
+    """Return the percentile bootstrap interval [low, high] of accuracy, resampling reviews with replacement."""
+    correct = ((probs >= threshold).astype(np.int32) == labels).astype(np.float32)
+    if not len(correct):
+        return [float("nan"), float("nan")]
+    resamples = np.random.default_rng(seed).integers(0, len(correct), size=(BOOTSTRAP_RESAMPLES, len(correct)))
+    means = correct[resamples].mean(axis=1)
+    tail = (1 - level) / 2
+    return [float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))]
+
+
+def mcnemar_test(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, threshold: float = 0.5) -> dict:
+    """McNemar's exact test of two models on the same reviews: is one right more often where they disagree?
+
+    ``a_only``/``b_only`` count reviews only A/only B gets right; ``p_value`` is the two-sided
+    exact binomial test of a_only against b_only (no normal approximation: few disagreements).
+    """
+    right_a = (probs_a >= threshold).astype(np.int32) == labels
+    right_b = (probs_b >= threshold).astype(np.int32) == labels
+    a_only, b_only = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    p_value = stats.binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(p_value)}
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
@@ -83,4 +110,6 @@ def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray
         **classification_metrics(labels, probs),
         "length": length_buckets(labels, probs, lengths, max_len),
         "confident_mistakes": confident_mistakes(texts, labels, probs),
+        # Per review, in the split's order: what paired tests between models need.
+        "predictions": {"labels": labels.astype(int).tolist(), "probabilities": np.round(probs.astype(float), 6).tolist()},
     }

@@ -1,7 +1,9 @@
-"""Model registry: Embedding → recurrent layer → dropout → Dense sigmoid.
+"""Model registry: Embedding → recurrent layer → dropout → Dense sigmoid, optionally wide and deep.
 
-The models differ only in their recurrent layer, so the registry maps a name to
-a factory for that layer and one builder assembles the rest.
+The models differ only in their recurrent layer and preset, so the registry maps a
+name to a factory for that layer and one builder assembles the rest. With
+``ngram_vocab_size`` set, a wide branch (a linear layer on word 1-2-gram TF-IDF)
+adds its logit to the recurrent branch's before the sigmoid (Cheng et al., 2016).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from sentiment import preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
 from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError, first_line
-from sentiment import preprocessing  # noqa: F401  (registers standardize and TruncateTokens for loading models)
+from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "lstm_chrono": ModelSpec(_lstm_chrono),
     "gru": ModelSpec(_gru),
     "bilstm": ModelSpec(_bilstm),
+    # Wide and deep: the LSTM plus a linear TF-IDF 1-2-gram branch (README: the shipped default).
+    "wide_lstm": ModelSpec(_lstm, {"ngram_vocab_size": 200_000}),
 }
 
 
@@ -120,12 +126,16 @@ def compute_dtype(config: Config) -> str:
     return "float32"
 
 
-def build_model(config: Config) -> keras.Model:
-    """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1]."""
+def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Model:
+    """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1].
+
+    With a wide branch the input is a dict: ``token_ids`` as above and ``ngram_ids`` int32
+    [batch, n], whose TF-IDF weights are ``ngram_idf`` (float32 [ngram_vocab_size]).
+    """
     if config.model not in REGISTRY:
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(REGISTRY)}")
     dtype = compute_dtype(config)
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
@@ -133,9 +143,17 @@ def build_model(config: Config) -> keras.Model:
     if config.readout == "mean":  # average over real (unmasked) steps only
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    # The output stays float32 under mixed precision so the sigmoid and loss are stable.
-    probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(token_ids, probability, name=config.model)
+    if not config.ngram_vocab_size:
+        # The output stays float32 under mixed precision so the sigmoid and loss are stable.
+        probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+        return keras.Model(token_ids, probability, name=config.model)
+    ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
+    deep_logit = keras.layers.Dense(1, dtype="float32", name="deep_logit")(x)
+    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, name="ngram_tfidf")(ngram_ids)
+    wide_logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
+    logit = keras.layers.Add(dtype="float32", name="logit")([deep_logit, wide_logit])
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+    return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
 
 
 def compile_model(model: keras.Model, config: Config) -> keras.Model:

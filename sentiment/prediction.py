@@ -58,7 +58,7 @@ class Predictor:
         try:
             loaded = tf.saved_model.load(str(path))
             self._fn = loaded.signatures[SIGNATURE]
-        except (OSError, KeyError, ValueError, tf.errors.OpError, DecodeError) as e:  # DecodeError: a truncated saved_model.pb
+        except (OSError, KeyError, ValueError, IndexError, tf.errors.OpError, DecodeError) as e:  # DecodeError: a truncated saved_model.pb; IndexError: truncated variables
             raise ModelError(f"cannot load model {path}: {first_line(e)}") from e
         self._loaded = loaded  # keeps the signature's variables alive
         meta = path / METADATA_FILE

@@ -1,9 +1,11 @@
-"""Raw review text → token ids, one way for training and serving.
+"""Raw review text → model inputs, one way for training and serving.
 
 ``make_preprocessor`` returns one Keras layer (a small functional model:
-standardize → TextVectorization → TruncateTokens). The tf.data pipeline maps it
-over batches of reviews, and the end-to-end / exported model calls the very same
-layer, so training and serving see the same token ids by construction.
+standardize → TextVectorization → TruncateTokens, plus the word 1-2-gram ids of
+the wide branch when the config has one). The tf.data pipeline maps it over
+batches of reviews, and the end-to-end / exported model calls the very same
+layer, so training and serving see the same ids by construction. ``NgramTfIdf``
+turns the n-gram ids into TF-IDF features inside the model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 from sentiment.artifacts import write_text
 from sentiment.config import Config
-from sentiment.input_pipeline import Split, Splits, check_splits, load_splits
+from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS, Split, Splits, check_splits, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +100,104 @@ def make_vectorizer(config: Config, vocabulary: list[str] | None = None) -> kera
     )
 
 
-def learn_vocabulary(texts: list[str], config: Config) -> list[str]:
-    """Return the ``config.vocab_size`` most frequent tokens of ``texts`` (training reviews only), "" and [UNK] first."""
-    vectorizer = make_vectorizer(config)
+def make_ngram_vectorizer(config: Config, vocabulary: list[str] | None = None) -> keras.layers.TextVectorization:
+    """Return the wide branch's vectorizer: every word 1- and 2-gram of a review as an id (0 padding, 1 OOV)."""
+    return keras.layers.TextVectorization(
+        max_tokens=config.ngram_vocab_size,
+        standardize=standardize,
+        split="whitespace",
+        ngrams=2,
+        output_mode="int",
+        vocabulary=vocabulary,
+        name="ngram_vectorizer",
+    )
+
+
+def adapt_vocabulary(vectorizer: keras.layers.TextVectorization, texts: list[str]) -> list[str]:
+    """Return the most frequent tokens of ``texts`` (training reviews only) for ``vectorizer``, "" and [UNK] first."""
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(ADAPT_BATCH))
     vocabulary = vectorizer.get_vocabulary()
-    log.info("vocabulary: %d tokens from %d training reviews", len(vocabulary), len(texts))
+    log.info("%s: %d entries from %d training reviews", vectorizer.name, len(vocabulary), len(texts))
     return vocabulary
 
 
-def make_preprocessor(config: Config, vocabulary: list[str]) -> keras.Model:
-    """Return the preprocessing layer: review strings [b] → token ids int32 [b, <=max_len], 0-padded on the right."""
+def learn_vocabulary(texts: list[str], config: Config) -> list[str]:
+    """Return the ``config.vocab_size`` most frequent words of the training reviews, "" and [UNK] first."""
+    return adapt_vocabulary(make_vectorizer(config), texts)
+
+
+def learn_ngram_vocabulary(texts: list[str], config: Config) -> list[str]:
+    """Return the ``config.ngram_vocab_size`` most frequent word 1-2-grams of the training reviews, "" and [UNK] first."""
+    return adapt_vocabulary(make_ngram_vectorizer(config), texts)
+
+
+def inverse_document_frequency(texts: list[str], config: Config, ngram_vocabulary: list[str]) -> np.ndarray:
+    """Return smoothed idf float32 [ngram_vocab_size] over ``texts`` (scikit-learn's formula).
+
+    0 for padding, OOV and the unused slots of a vocabulary smaller than ``ngram_vocab_size``.
+    """
+    vectorizer = make_ngram_vectorizer(config, ngram_vocabulary[2:])
+    df = np.zeros(config.ngram_vocab_size, np.int64)
+    for start in range(0, len(texts), ADAPT_BATCH):
+        ids = vectorizer(tf.constant(texts[start : start + ADAPT_BATCH])).numpy()
+        for row in ids:
+            df[np.unique(row)] += 1
+    idf = np.log((1 + len(texts)) / (1 + df)) + 1
+    idf[:2] = 0  # padding and out-of-vocabulary n-grams carry no evidence
+    idf[len(ngram_vocabulary) :] = 0
+    return idf.astype(np.float32)
+
+
+def make_preprocessor(config: Config, vocabulary: list[str], ngram_vocabulary: list[str] | None = None) -> keras.Model:
+    """Return the preprocessing layer: review strings [b] → token ids int32 [b, <=max_len], 0-padded on the right.
+
+    With a wide branch (``config.ngram_vocab_size > 0``) it returns a dict instead:
+    ``token_ids`` as above and ``ngram_ids`` int32 [b, n], the 1-2-gram ids of the whole review.
+    """
     text = keras.Input(shape=(), dtype="string", name="text")
     ids = make_vectorizer(config, vocabulary[2:])(text)  # TextVectorization adds "" and [UNK] itself
     ids = TruncateTokens(config.max_len, config.truncate, name="truncate")(ids)
-    return keras.Model(text, keras.ops.cast(ids, "int32"), name="preprocessor")
+    token_ids = keras.ops.cast(ids, "int32")
+    if not config.ngram_vocab_size:
+        return keras.Model(text, token_ids, name="preprocessor")
+    if ngram_vocabulary is None:
+        raise ValueError("a config with a wide branch needs its n-gram vocabulary")
+    ngram_ids = keras.ops.cast(make_ngram_vectorizer(config, ngram_vocabulary[2:])(text), "int32")
+    return keras.Model(text, {TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, name="preprocessor")
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class NgramTfIdf(keras.layers.Layer):
+    """Bag of n-gram ids → L2-normalized sublinear TF-IDF features (int [b, n] → float32 [b, size]).
+
+    The features are scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``, times ``scale``:
+    unit-norm rows have entries of ~0.05, which a linear layer under Adam at the recurrent
+    branch's learning rate would fit far too slowly. The idf is a non-trainable weight,
+    set from the training reviews, so saved and exported models carry it.
+    """
+
+    def __init__(self, size: int, scale: float = 1.0, idf: np.ndarray | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.scale = size, scale
+        initializer = keras.initializers.Constant(idf) if idf is not None else "ones"
+        self.idf = self.add_weight(shape=(size,), initializer=initializer, trainable=False, name="idf", dtype="float32")
+
+    def call(self, ngram_ids: tf.Tensor) -> tf.Tensor:
+        """Count each id per row (padding included, its idf is 0), weight and normalize."""
+        counts = tf.math.bincount(
+            tf.cast(ngram_ids, tf.int32), minlength=self.size, maxlength=self.size, axis=-1, dtype=tf.float32
+        )
+        tf_part = tf.where(counts > 0, 1.0 + tf.math.log(tf.maximum(counts, 1.0)), 0.0)
+        idf = tf.concat([[0.0], self.idf[1:]], axis=0)  # padding never counts, whatever the idf says
+        return self.scale * tf.math.l2_normalize(tf_part * idf, axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """One feature per vocabulary entry."""
+        return (input_shape[0], self.size)
+
+    def get_config(self) -> dict:
+        """Serialize the size and scale; the idf travels with the weights."""
+        return {**super().get_config(), "size": self.size, "scale": self.scale}
 
 
 def save_vocabulary(vocabulary: list[str], path: Path) -> None:

@@ -135,7 +135,9 @@ def render_report(title: str, report: dict, plots_present: list[str]) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     lines = [f"# {title}", "", f"Split: {m.get('split', 'test')}, {m['examples']} reviews ({m['positives']} positive).", ""]
     lines += ["| metric | value |", "| --- | --- |"]
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "loss", "brier", "ece"):
+    low, high = m.get("accuracy_ci95") or (None, None)
+    lines.append(f"| accuracy | {fmt(m['accuracy'])}" + (f" (95% bootstrap interval {low:.4f}–{high:.4f})" if low is not None else "") + " |")
+    for key in ("precision", "recall", "f1", "roc_auc", "loss", "brier", "ece"):
         lines.append(f"| {key} | {fmt(m[key])} |")
     training = m.get("training")
     if training:
@@ -144,6 +146,9 @@ def render_report(title: str, report: dict, plots_present: list[str]) -> str:
             f"| throughput (reviews/s, tokens/s) | {training['reviews_per_second']}, {training['tokens_per_second']} |",
             f"| parameters | {m.get('parameters')} |",
         ]
+        if training.get("refit"):
+            refit = training["refit"]
+            lines.append(f"| refit on train + validation | {refit['epochs']} epoch(s), {refit['reviews']} reviews (validation figures are from before the refit) |")
     (tn, fp), (fn, tp) = m["confusion_matrix"]
     lines += ["", f"Confusion matrix (rows true, columns predicted; negative, positive): [[{tn}, {fp}], [{fn}, {tp}]]", ""]
     lines += ["## Accuracy by review length", "", "| tokens | reviews | accuracy |", "| --- | --- | --- |"]

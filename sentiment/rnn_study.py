@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 PROBE_DISTANCES = (10, 50, 100, 200, 400)
 PROBE_MODELS = ("simple_rnn", "lstm", "lstm_chrono", "gru")
 SIGNAL_TOKENS = (2, 3)  # negative, positive; 0 is padding, 1 out-of-vocabulary
+
+# Seeds the process-wide random state (e.g. training.seed_everything). The entry point passes
+# it in, so each measurement starts from its own seed; without it nothing here seeds.
+Reseed = Callable[[int], None]
+
+
+def reseed_if_given(reseed: Reseed | None, seed: int) -> None:
+    """Call ``reseed(seed)`` when the caller gave a seeding function."""
+    if reseed is not None:
+        reseed(seed)
 
 
 # ---------------------------------------------------------------------------
@@ -71,15 +82,16 @@ def review_batch(run: RunDir, config: Config, steps: int, size: int) -> tuple[np
     return ids.astype(np.int32), splits.test.labels[chosen]
 
 
-def gradient_flow(run_dirs: dict[str, Path], steps: int = 400, size: int = 64) -> dict[str, dict[str, list[float]]]:
-    """Return per-model gradient norms per distance from the last token, untrained and trained."""
+def gradient_flow(run_dirs: dict[str, Path], steps: int = 400, size: int = 64,
+                  reseed: Reseed | None = None) -> dict[str, dict[str, list[float]]]:
+    """Return per-model gradient norms per distance from the last token, untrained (built after ``reseed(run seed)``) and trained."""
     results = {}
     for name, run_dir in run_dirs.items():
         run = RunDir(run_dir)
         config = run.load_config()
         ids, labels = review_batch(run, config, steps, size)
         trained = models.load_model(run.checkpoint)
-        keras.utils.set_random_seed(config.seed)
+        reseed_if_given(reseed, config.seed)
         untrained = models.build_model(config)
         # Reverse so index k is the step k tokens before the last real token.
         results[name] = {
@@ -112,10 +124,11 @@ def probe_config(model: str, distance: int, seed: int) -> Config:
     )
 
 
-def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int = 2048, n_test: int = 512, epochs: int = 8) -> float:
-    """Train one model on the probe at one distance; return its test accuracy."""
+def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int = 2048, n_test: int = 512, epochs: int = 8,
+                   reseed: Reseed | None = None) -> float:
+    """Train one model on the probe at one distance (after ``reseed(seed)``); return its test accuracy."""
     config = probe_config(model_name, distance, seed)
-    keras.utils.set_random_seed(seed)
+    reseed_if_given(reseed, seed)
     x, y = make_probe_data(n_train + n_test, distance, config.vocab_size, seed)
     model = models.compile_model(models.build_model(config), config)
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=2, baseline=None, restore_best_weights=True)
@@ -125,12 +138,12 @@ def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int =
 
 
 def long_range_probe(distances: tuple[int, ...] = PROBE_DISTANCES, model_names: tuple[str, ...] = PROBE_MODELS,
-                     seed: int = 0, epochs: int = 8) -> dict:
+                     seed: int = 0, epochs: int = 8, reseed: Reseed | None = None) -> dict:
     """Return test accuracy per model per distance on the signal-then-distractors task."""
     results: dict = {"distances": list(distances), "accuracy": {}, "seconds": {}}
     for name in model_names:
         started = time.perf_counter()
-        results["accuracy"][name] = [run_probe_once(name, d, seed, epochs=epochs) for d in distances]
+        results["accuracy"][name] = [run_probe_once(name, d, seed, epochs=epochs, reseed=reseed) for d in distances]
         results["seconds"][name] = round(time.perf_counter() - started, 1)
         log.info("probe %s: %s", name, dict(zip(distances, results["accuracy"][name])))
     return results
@@ -211,13 +224,13 @@ def render_study(flow: dict, probe: dict, buckets: dict[str, list[dict]], far: i
 
 
 def run_study(run_dirs: dict[str, Path], out_dir: Path, gradient_steps: int = 400, probe_epochs: int = 8,
-              distances: tuple[int, ...] = PROBE_DISTANCES, seed: int = 0) -> Path:
+              distances: tuple[int, ...] = PROBE_DISTANCES, seed: int = 0, reseed: Reseed | None = None) -> Path:
     """Measure everything, write plots, study.json and study.md into ``out_dir``; return study.md."""
     for run_dir in run_dirs.values():
         RunDir(run_dir).require_finished()
     out_dir.mkdir(parents=True, exist_ok=True)
-    flow = gradient_flow(run_dirs, gradient_steps)
-    probe = long_range_probe(distances, seed=seed, epochs=probe_epochs)
+    flow = gradient_flow(run_dirs, gradient_steps, reseed=reseed)
+    probe = long_range_probe(distances, seed=seed, epochs=probe_epochs, reseed=reseed)
     buckets = {name: artifacts.read_json(RunDir(d).metrics)["length"]["buckets"] for name, d in run_dirs.items()}
     plot_gradient_flow(flow, out_dir / "gradient_flow.png")
     plot_probe(probe, out_dir / "long_range_probe.png")

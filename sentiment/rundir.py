@@ -3,9 +3,11 @@
     config.json        the Config (so nothing else needs flags later)
     run.json           library versions, devices, start time, command line
     vocabulary.txt     the vectorizer's vocabulary, adapted on training reviews only
+    ngram_vocabulary.txt   the wide branch's word 1-2-grams (models with one)
     history.csv        one row per finished epoch; tensorboard/ the same for TensorBoard
     checkpoints/best.keras   the best classifier on token ids (lowest validation loss)
     backup/            resume state while training runs (removed once the run is finished)
+    refit/             with --refit: history.csv and backup/ of the retraining on train + validation
     model.keras        the final end-to-end model on raw strings
     metrics.json       test metrics (written last: its presence marks the run finished)
     report.md, *.png   the evaluation report
@@ -41,7 +43,10 @@ class RunDir:
     config = property(lambda self: self.path / "config.json")
     run_info = property(lambda self: self.path / "run.json")
     vocabulary = property(lambda self: self.path / "vocabulary.txt")
+    ngram_vocabulary = property(lambda self: self.path / "ngram_vocabulary.txt")
     history = property(lambda self: self.path / "history.csv")
+    refit_history = property(lambda self: self.path / "refit" / "history.csv")
+    refit_backup = property(lambda self: self.path / "refit" / "backup")
     tensorboard = property(lambda self: self.path / "tensorboard")
     checkpoint = property(lambda self: self.path / "checkpoints" / "best.keras")
     backup = property(lambda self: self.path / "backup")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -17,9 +18,23 @@ def test_write_text_replaces_whole_files_with_normal_permissions(tmp_path):
     artifacts.write_text(path, "two")
     assert path.read_text() == "two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]  # no temp files left
-    umask = os.umask(0o022)
-    os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask(tmp_path)
+
+
+def current_umask(probe_dir: Path) -> int:
+    """Return the process umask without setting it (os.umask would, for every thread): /proc, else a probe file."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    probe = probe_dir / ".umask-probe"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
+    finally:
+        probe.unlink()
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):

@@ -35,6 +35,9 @@ def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg"]
     assert all({"accuracy", "f1", "roc_auc", "train_time_s", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
     assert rows[1]["parameters"] > rows[0]["parameters"]  # LSTM has four gates' worth of weights
+    for row in rows[:2]:  # each model against the baseline on the same test reviews
+        assert 0 < row["mcnemar_p"] <= 1 and row["vs_baseline"].startswith("+")
+    assert "mcnemar_p" not in rows[2] and all(r["accuracy_ci95"] for r in rows)
     text = md.read_text()
     assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "comparison.png" in text
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, make_reviews, run_entry, write_aclimdb, write_csv
-from sentiment import training
+from sentiment import cli, training
 from sentiment.rundir import RunDir
 
 TINY = ["--vocab-size", "64", "--max-len", "32", "--embedding-dim", "8", "--units", "8", "--batch-size", "16",
@@ -143,6 +143,60 @@ def test_train_resume_with_truncated_config_is_one_line_error(tmp_path, capsys, 
     assert_one_line_error(code, err, "config.json is unreadable")
 
 
+@pytest.fixture
+def interrupted_run(tmp_path, csv_path) -> tuple[RunDir, list[str]]:
+    """Return a run train.py started with the returned argv and that was interrupted after 1 of its 3 epochs."""
+    import keras
+    import train
+    from sentiment import experiment
+
+    class InterruptAfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise KeyboardInterrupt  # Ctrl-C, once the epoch's checkpoint, history row and backup are written
+
+    run = RunDir(tmp_path / "run")
+    argv = ["--data", str(csv_path), "--run-dir", str(run.path), "--epochs", "3", "--patience", "5", *TINY]
+    _, config = cli.parse_training_args(argv, train.add_arguments, "")
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, run.path, verbose=0, extra_callbacks=[InterruptAfterEpoch()])
+    assert training.epochs_backed_up(run) == 1 and run.checkpoint.is_file() and not run.is_finished()
+    return run, argv
+
+
+def truncate(path: Path) -> None:
+    """Keep the first third of a file, as a disk that filled up or an interrupted copy would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_train_resume_with_truncated_best_checkpoint_is_one_line_error(interrupted_run, capsys):
+    run, argv = interrupted_run
+    truncate(run.checkpoint)
+    code, _, err = run_entry("train.py", argv, capsys)
+    assert_one_line_error(code, err, f"cannot load model {run.checkpoint}")
+    assert not run.is_finished()
+
+
+def test_train_resume_with_truncated_model_rewrites_it(interrupted_run, capsys, caplog):
+    run, argv = interrupted_run
+    run.model.write_bytes(run.checkpoint.read_bytes())  # a model.keras left by an earlier session of this run...
+    truncate(run.model)  # ...and cut short
+    with caplog.at_level("INFO"):
+        code, out, err = run_entry("train.py", argv, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert f"resuming {run.path} after 1 finished epoch(s)" in caplog.text and f"run saved to {run.path}" in out
+    assert run.is_finished()
+    from sentiment import models
+
+    assert models.load_model(run.model) is not None  # rewritten whole
+
+
+def test_train_on_a_finished_run_with_truncated_model_is_one_line_error(broken_run, capsys, csv_path):
+    run = broken_run("model.keras")
+    code, _, err = run_entry("train.py", ["--data", str(csv_path), "--run-dir", str(run), *TINY], capsys)
+    assert_one_line_error(code, err, "holds a finished run; choose another --run-dir")
+
+
 def test_second_trainer_on_a_run_dir_is_refused_while_the_first_holds_it(tmp_path, capsys, csv_path):
     run = RunDir(tmp_path / "run")
     with run.lock():  # the first train.py (this process holds the flock on its own open file)
@@ -240,6 +294,14 @@ def test_predict_damaged_savedmodels(model_copy, capsys):
     shutil.rmtree(version / "variables")
     code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
     assert_one_line_error(code, err, "variables/ folder is missing")
+
+
+def test_predict_savedmodel_with_truncated_variables(model_copy, capsys):
+    version = model_copy / "lstm" / "1"
+    for data in (version / "variables").glob("variables.data*"):
+        data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    assert_one_line_error(code, err, "cannot load model")
 
 
 def test_predict_csv_and_json_survive_commas_quotes_and_newlines(saved_model, capsys):

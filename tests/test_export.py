@@ -69,3 +69,23 @@ def test_next_version_ignores_non_numeric_entries(tmp_path):
     for name in ("1", "7", ".tmp-abc", "notes"):
         (tmp_path / name).mkdir()
     assert export.next_version(tmp_path) == 8
+
+
+def test_wide_model_refit_and_export_round_trip_on_raw_strings(tiny_config, tmp_path):
+    """A wide LSTM trained with --refit: refit history, report, and a SavedModel equal to the Keras model."""
+    from sentiment import training
+    from sentiment.rundir import RunDir
+
+    config = tiny_config("wide_lstm", ngram_vocab_size=300, refit=True, epochs=2, learning_rate=0.02)
+    run = RunDir(experiment.run(config, tmp_path / "run", verbose=0))
+    metrics = artifacts.read_json(run.metrics)
+    refit = metrics["training"]["refit"]
+    assert refit["epochs"] == metrics["training"]["best_epoch"] == len(training.read_history_file(run.refit_history))
+    assert refit["reviews"] == metrics["data"]["sizes"]["train"] + metrics["data"]["sizes"]["validation"]
+    assert "refit on train + validation" in (run.path / "report.md").read_text()
+    assert not run.backup.exists() and not run.refit_backup.exists() and run.ngram_vocabulary.exists()
+
+    reviews = REVIEWS + ["great great great film", "never seen these words"]
+    keras_probs = keras.saving.load_model(run.model).predict(tf.constant(reviews), verbose=0).reshape(-1)
+    fn = tf.saved_model.load(str(export.export_run(run.path, tmp_path / "models"))).signatures[artifacts.SIGNATURE]
+    np.testing.assert_allclose(fn(text=tf.constant(reviews))["probability"].numpy(), keras_probs, rtol=1e-5, atol=1e-6)

@@ -169,3 +169,61 @@ def test_tfds_offline_fails_fast_naming_the_alternatives(tmp_path, tiny_config, 
     message = str(error.value)
     assert "no network" in message and "downloads/manual" in message and "--tfds-data-dir" in message
     assert "CSV" in message and "aclImdb" in message and "\n" not in message
+
+
+@pytest.fixture
+def hanging_dns(monkeypatch):
+    """DNS lookups of ``*.invalid`` names hang until the test ends (as with a dead resolver); others resolve."""
+    import socket
+    import threading
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if str(host).endswith(".invalid"):
+            released.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)  # create_connection looks it up here
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    released.set()  # let the abandoned probe threads finish
+
+
+def test_probe_with_hanging_dns_gives_up_at_one_overall_deadline(tmp_path, hanging_dns, monkeypatch):
+    import time
+
+    monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
+    started = time.perf_counter()
+    with pytest.raises(DataError) as error:
+        ip.check_download_reachable(tmp_path, deadline=1.0)
+    assert time.perf_counter() - started < 1.9  # one deadline for both hosts, probed at once, DNS included
+    message = str(error.value)
+    assert "no network" in message and "downloads/manual" in message and "\n" not in message
+    assert "storage.invalid: no answer within 1 s" in message and "stanford.invalid: no answer within 1 s" in message
+
+
+def test_train_data_imdb_with_hanging_dns_fails_within_10_seconds(tmp_path, tiny_config, hanging_dns, monkeypatch):
+    import time
+
+    monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="no network"):
+        ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
+    assert time.perf_counter() - started < ip.PROBE_DEADLINE_SECONDS + 2 < 10
+
+
+def test_one_answering_host_is_enough_while_another_hangs(tmp_path, hanging_dns, monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("127.0.0.1", server.getsockname()[1])))
+        started = time.perf_counter()
+        ip.check_download_reachable(tmp_path, deadline=5.0)
+    assert time.perf_counter() - started < 2.0  # the answer ends the wait; the hung lookup is abandoned

@@ -51,3 +51,38 @@ def test_confident_mistakes_are_sorted_and_truncated():
     # idx 2 (positive, 0.3) is wronger than idx 5 (negative, 0.6)
     assert [m["probability"] for m in mistakes] == [pytest.approx(0.3), pytest.approx(0.6)]
     assert mistakes[0]["label"] == "positive" and mistakes[0]["text"].endswith("...") and len(mistakes[0]["text"]) == 23
+
+
+def test_accuracy_interval_covers_the_accuracy_and_narrows_with_more_reviews():
+    rng = np.random.default_rng(0)
+    small_labels = rng.integers(0, 2, 200)
+    small_probs = np.where(rng.random(200) < 0.85, small_labels, 1 - small_labels).astype(np.float32)
+    big_labels = np.tile(small_labels, 10)
+    big_probs = np.tile(small_probs, 10)
+    low, high = metrics.accuracy_interval(small_labels, small_probs)
+    acc = float(((small_probs >= 0.5) == small_labels).mean())
+    assert low < acc < high
+    # A binomial proportion's standard error: the 95% interval is about ±1.96 of it.
+    assert (high - low) / 2 == pytest.approx(1.96 * np.sqrt(acc * (1 - acc) / 200), rel=0.2)
+    big_low, big_high = metrics.accuracy_interval(big_labels, big_probs)
+    assert big_high - big_low < (high - low) / 2  # 10x the reviews: ~1/sqrt(10) the width
+
+
+def test_mcnemar_counts_disagreements_and_gives_the_exact_binomial_p():
+    labels = np.array([1] * 30)
+    a = np.ones(30)  # right everywhere
+    b = np.array([1.0] * 20 + [0.0] * 10)  # wrong on 10 reviews where A is right
+    test = metrics.mcnemar_test(labels, a, b)
+    assert (test["a_only"], test["b_only"]) == (10, 0)
+    assert test["p_value"] == pytest.approx(2 * 0.5**10)  # two-sided: 10 of 10 disagreements
+    assert metrics.mcnemar_test(labels, a, a)["p_value"] == 1.0  # no disagreement, no evidence
+    balanced = metrics.mcnemar_test(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]), np.array([0, 1, 0, 0]))
+    assert balanced["p_value"] == pytest.approx(1.0)
+
+
+def test_reports_keep_per_review_predictions_for_paired_tests():
+    m = metrics.evaluate_predictions(["r"] * 8, LABELS, PROBS, np.full(8, 5), max_len=10)
+    assert m["predictions"]["labels"] == LABELS.tolist()
+    np.testing.assert_allclose(m["predictions"]["probabilities"], PROBS, atol=1e-6)
+    low, high = m["accuracy_ci95"]
+    assert 0 <= low <= m["accuracy"] <= high <= 1

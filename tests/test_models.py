@@ -9,12 +9,25 @@ from sentiment import input_pipeline, models
 from sentiment.models import make_config
 
 
+def small_config(name: str, **overrides) -> "models.Config":
+    """A tiny config of model ``name`` (a 40-entry n-gram vocabulary if it has a wide branch)."""
+    wide = {"ngram_vocab_size": 40} if models.REGISTRY[name].preset.get("ngram_vocab_size") else {}
+    return make_config(name, **{"vocab_size": 50, "embedding_dim": 4, "units": 4, **wide, **overrides})
+
+
+def model_inputs(config: "models.Config", ids: np.ndarray) -> np.ndarray | dict:
+    """Token ids as the model takes them; a wide model also gets n-gram ids (the token ids shifted, same padding)."""
+    if not config.ngram_vocab_size:
+        return ids
+    return {input_pipeline.TOKEN_IDS: ids, input_pipeline.NGRAM_IDS: np.where(ids > 0, ids % 37 + 2, 0).astype(np.int32)}
+
+
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_every_model_builds_and_outputs_probabilities(name):
-    config = make_config(name, vocab_size=50, embedding_dim=4, units=4)
+    config = small_config(name)
     model = models.build_model(config)
     ids = np.array([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]], dtype=np.int32)
-    out = model(ids).numpy()
+    out = model(model_inputs(config, ids)).numpy()
     assert out.shape == (2, 1) and out.dtype == np.float32
     assert ((out > 0) & (out < 1)).all()
     assert model.get_layer("embedding").mask_zero
@@ -23,13 +36,14 @@ def test_every_model_builds_and_outputs_probabilities(name):
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_padding_does_not_change_the_prediction(name):
     """Masking works: extra right padding leaves the output unchanged."""
-    model = models.build_model(make_config(name, vocab_size=50, embedding_dim=4, units=4))
-    short = model(np.array([[5, 6, 7]], dtype=np.int32)).numpy()
-    padded = model(np.array([[5, 6, 7, 0, 0, 0, 0]], dtype=np.int32)).numpy()
+    config = small_config(name)
+    model = models.build_model(config)
+    short = model(model_inputs(config, np.array([[5, 6, 7]], dtype=np.int32))).numpy()
+    padded = model(model_inputs(config, np.array([[5, 6, 7, 0, 0, 0, 0]], dtype=np.int32))).numpy()
     np.testing.assert_allclose(short, padded, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["lstm", "lstm_chrono", "gru", "bilstm"])
+@pytest.mark.parametrize("name", ["lstm", "lstm_chrono", "gru", "bilstm", "wide_lstm"])
 def test_gated_models_stay_cudnn_eligible(name):
     """Guards the GPU path: changing an argument that disables cuDNN fails here."""
     cells = models.recurrent_cells(models.build_model(make_config(name, vocab_size=50)))
@@ -82,3 +96,44 @@ def test_chrono_bias_opens_forget_gates_for_the_horizon():
     np.testing.assert_allclose(input_gate, -forget_gate)
     assert (forget_gate >= 0).all() and (forget_gate <= np.log(99) + 1e-6).all() and forget_gate.mean() > 2
     np.testing.assert_array_equal(bias[100:], 0)
+
+
+def wide_end_to_end(config: "models.Config", texts: list[str]) -> keras.Model:
+    """A wide LSTM on raw strings whose vocabularies and idf come from ``texts``."""
+    from sentiment import preprocessing
+
+    vocabulary = preprocessing.learn_vocabulary(texts, config)
+    ngrams = preprocessing.learn_ngram_vocabulary(texts, config)
+    idf = preprocessing.inverse_document_frequency(texts, config, ngrams)
+    preprocessor = preprocessing.make_preprocessor(config, vocabulary, ngrams)
+    return models.build_end_to_end(models.build_model(config, idf), preprocessor)
+
+
+TEXTS = ["A great film, great cast!", "awful boring film<br />awful", "the cast was great", "boring, boring, boring ?"]
+
+
+def test_wide_branch_is_a_linear_tfidf_logit_added_before_the_sigmoid():
+    config = small_config("wide_lstm", max_len=6)
+    model = wide_end_to_end(config, TEXTS)
+    classifier = model.get_layer(config.model)
+    texts = tf.constant(TEXTS)
+    features = classifier.get_layer("ngram_tfidf")(model.get_layer("preprocessor")(texts)[input_pipeline.NGRAM_IDS]).numpy()
+    # Silence the recurrent branch: what is left is logistic regression on the TF-IDF features.
+    dense = classifier.get_layer("deep_logit")
+    dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])
+    kernel, bias = classifier.get_layer("wide_logit").get_weights()
+    expected = 1 / (1 + np.exp(-(features @ kernel + bias)))
+    np.testing.assert_allclose(model(texts).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), config.ngram_scale, rtol=1e-5)
+
+
+def test_wide_end_to_end_model_saves_and_reloads_with_its_idf(tmp_path):
+    config = small_config("wide_lstm", max_len=6)
+    model = wide_end_to_end(config, TEXTS)
+    texts = tf.constant(TEXTS + ["never seen words only"])
+    before = model(texts).numpy()
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(before, again(texts).numpy(), rtol=1e-6)
+    idf = again.get_layer(config.model).get_layer("ngram_tfidf").idf.numpy()
+    assert idf.shape == (40,) and idf[:2].tolist() == [0, 0] and idf[2:].max() > 1

@@ -1,25 +1,40 @@
-"""Prediction from an exported model, in-process and through predict.py."""
+"""Prediction from an exported model: the library, predict.py's main(argv), and the shipped models."""
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from sentiment import prediction
+from conftest import run_entry
+from sentiment import cli, prediction
 from sentiment.errors import ModelError, SentimentError
 
-ROOT = Path(__file__).resolve().parents[1]
+# P(positive) and label of the shipped SavedModels (predict.py's default models), measured
+# when they were pinned: a change to them, or to how they are loaded and fed, shows here.
+SHIPPED = {
+    "lstm": ("1", {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")}),
+    "simple_rnn": ("1", {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")}),
+}
 
 
-def run_predict(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), *args], input=stdin, capture_output=True, timeout=120, cwd=ROOT
-    )
+def run_predict(capsys, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    """Run predict.py's main(argv) in-process; return (exit code, stdout, stderr)."""
+    return run_entry("predict.py", list(args), capsys, stdin=stdin)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_give_their_recorded_probabilities(name):
+    version, expected = SHIPPED[name]
+    path = prediction.resolve_model(name, cli.DEFAULT_MODELS_DIR)
+    assert path == cli.DEFAULT_MODELS_DIR / name / version, f"a new {name} was shipped ({path}): measure and pin its probabilities"
+    preds, rejected = prediction.classify(prediction.Predictor(path), [prediction.Review(text, text) for text in expected])
+    assert not rejected and len(preds) == len(expected)
+    for p in preds:
+        probability, label = expected[p.text]
+        assert p.probability == pytest.approx(probability, abs=1e-4), p.text
+        assert p.label == label, p.text
 
 
 def test_resolve_model_by_name_dir_and_version(saved_model):
@@ -102,14 +117,14 @@ def test_formats():
     assert next(prediction.format_predictions(preds, "text")).startswith("positive 0.750")
 
 
-def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path):
+def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path, capsys):
     file = tmp_path / "reviews.txt"
     file.write_bytes(b"great wonderful film\n\xff bad bytes\nawful worst film\n")
-    result = run_predict("--models-dir", str(saved_model), "--file", str(file), "--format", "json")
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    code, out, err = run_predict(capsys, "--models-dir", str(saved_model), "--file", str(file), "--format", "json")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
     assert [line["text"] for line in lines] == ["great wonderful film", "awful worst film"]
-    assert "line 2: not valid UTF-8" in result.stderr.decode()
+    assert "line 2: not valid UTF-8" in err
 
 
 @pytest.mark.parametrize(
@@ -121,8 +136,7 @@ def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path):
         (["-"], b"\n  \n", "skipped stdin line 2: empty review"),
     ],
 )
-def test_cli_failures_are_one_line_and_nonzero(saved_model, args, stdin, message):
-    result = run_predict("--models-dir", str(saved_model), *args, stdin=stdin)
-    err = result.stderr.decode()
-    assert result.returncode != 0
+def test_cli_failures_are_one_line_and_nonzero(saved_model, capsys, args, stdin, message):
+    code, _, err = run_predict(capsys, "--models-dir", str(saved_model), *args, stdin=stdin)
+    assert code != 0
     assert message in err and "Traceback" not in err

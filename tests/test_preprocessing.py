@@ -121,3 +121,41 @@ def test_eval_dataset_keeps_order_and_knows_its_length(csv_path, tiny_config):
     counts = preprocessing.token_lengths(splits.test.texts)
     assert counts.shape == (len(splits.test),) and counts.min() > 0
     np.testing.assert_array_equal(counts, [len(t.split()) for t in preprocessing.standardize_texts(splits.test.texts)])
+
+
+def test_ngram_tfidf_matches_scikit_learn(csv_path, tiny_config):
+    """The in-model wide features are TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) on the same vocabulary."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    config = tiny_config("wide_lstm", ngram_vocab_size=150)
+    texts = preprocessing.load_clean_splits(config).train.texts
+    ngrams = preprocessing.learn_ngram_vocabulary(texts, config)
+    assert 3 < len(ngrams) <= 150 and any(" " in g for g in ngrams)  # bigrams made it in
+    idf = preprocessing.inverse_document_frequency(texts, config, ngrams)
+    ids = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(texts, config), ngrams)(tf.constant(texts))
+    ours = preprocessing.NgramTfIdf(config.ngram_vocab_size, 1.0, idf)(ids[ip.NGRAM_IDS]).numpy()
+    sklearn = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+", lowercase=False, vocabulary=ngrams[2:])
+    theirs = sklearn.fit_transform(preprocessing.standardize_texts(texts)).toarray()
+    # Padding, OOV and unused slots have idf 0, so like scikit-learn's the norm covers known n-grams only.
+    np.testing.assert_allclose(ours[:, 2 : len(ngrams)], theirs, atol=1e-5)
+
+
+def test_training_and_serving_see_the_same_ngram_ids(csv_path, tiny_config):
+    """Wide models: the pipeline yields both id sequences, the same the exported layer computes, padding removed."""
+    config = tiny_config("wide_lstm", ngram_vocab_size=100, max_len=10)
+    splits = preprocessing.load_clean_splits(config)
+    texts = splits.train.texts
+    preprocessor = preprocessing.make_preprocessor(
+        config, preprocessing.learn_vocabulary(texts, config), preprocessing.learn_ngram_vocabulary(texts, config)
+    )
+    served = preprocessor(tf.constant(splits.test.texts))
+    for i, (features, _) in enumerate(ip.encode(splits.test, preprocessor)):
+        for key in (ip.TOKEN_IDS, ip.NGRAM_IDS):
+            ids, row = features[key].numpy(), served[key].numpy()[i]
+            np.testing.assert_array_equal(row[: len(ids)], ids)
+            assert (row[len(ids):] == 0).all() and (ids != 0).all()
+        # The wide branch reads the whole review: 1-grams then 2-grams, beyond max_len.
+        words = len(preprocessing.standardize_texts([splits.test.texts[i]])[0].split())
+        assert len(features[ip.NGRAM_IDS]) == 2 * words - 1 and len(features[ip.TOKEN_IDS]) == min(words, 10)
+    batch, _ = next(iter(ip.make_train_dataset(splits.train, preprocessor, config)))
+    assert batch[ip.TOKEN_IDS].shape[0] == batch[ip.NGRAM_IDS].shape[0] > 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sentiment import rnn_study
+from sentiment import rnn_study, training
+from sentiment.rundir import RunDir
 
 
 def test_probe_data_puts_the_label_in_the_first_token_only():
@@ -18,7 +19,8 @@ def test_probe_data_puts_the_label_in_the_first_token_only():
 
 def test_lstm_learns_the_probe_at_small_distance():
     """A real check of the recurrent model: the label is only in the first of 11 tokens."""
-    accuracy = rnn_study.run_probe_once("lstm", distance=10, seed=0, n_train=1024, n_test=256, epochs=6)
+    accuracy = rnn_study.run_probe_once("lstm", distance=10, seed=0, n_train=1024, n_test=256, epochs=6,
+                                        reseed=training.seed_everything)
     assert accuracy > 0.9
 
 
@@ -38,3 +40,27 @@ def test_study_report_renders_measured_numbers():
     text = rnn_study.render_study(flow, probe, buckets, far=2)
     assert "| simple_rnn | 0.01 | 0.001 |" in text and "| lstm | 0.8 | 0.6 |" in text
     assert "| simple_rnn | 1.000 | 0.510 | 2 |" in text
+
+
+def test_the_study_seeds_only_through_the_entry_points_function(run_dir, monkeypatch):
+    """Library code leaves the process's random state alone; study.py's reseed makes each measurement repeat exactly."""
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.utils, "set_random_seed", calls.append)
+    rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4)
+    rnn_study.run_probe_once("simple_rnn", distance=3, seed=7, n_train=64, n_test=32, epochs=1)
+    assert calls == []
+    monkeypatch.undo()
+
+    seeds = []
+
+    def reseed(seed: int) -> None:
+        seeds.append(seed)
+        training.seed_everything(seed)
+
+    first = rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4, reseed=reseed)["lstm"]
+    second = rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4, reseed=reseed)["lstm"]
+    assert first["untrained"] == second["untrained"]  # the same untrained weights, from the run's own seed
+    rnn_study.run_probe_once("simple_rnn", distance=3, seed=7, n_train=64, n_test=32, epochs=1, reseed=reseed)
+    assert seeds == [RunDir(run_dir).load_config().seed] * 2 + [7]
