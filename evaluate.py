@@ -3,6 +3,7 @@
     python evaluate.py runs/lstm --data reviews.csv.gz            # report into runs/lstm/eval-<split>/
     python evaluate.py lstm --data aclImdb_v1.tar.gz --split all  # an exported model under saved_models/
     python evaluate.py --compare runs/simple_rnn runs/lstm --out reports/comparison
+    python evaluate.py --summarize reports/seed-42 reports/seed-43 reports/seed-44 --out reports/seeds
 
 Reports hold metrics.json, report.md and PNG plots; comparisons add the TF-IDF baseline.
 """
@@ -17,15 +18,19 @@ from sentiment import cli
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="run dirs, SavedModel dirs or names under --models-dir")
+    parser.add_argument("models", nargs="+", help="run dirs, SavedModel dirs or names under --models-dir (with --summarize: comparison dirs)")
     parser.add_argument("--data", help="dataset to evaluate on (default: the one the model was trained on)")
     parser.add_argument("--split", choices=("test", "validation", "train", "all"), help="which part of --data (default: test)")
     parser.add_argument("--out", help="output dir (default: <run>/eval-<split>, or reports/<name>-<split>)")
     parser.add_argument("--models-dir", default=str(cli.DEFAULT_MODELS_DIR), help="where named models live (default: this project's saved_models/)")
     parser.add_argument("--compare", action="store_true", help="compare finished runs on their common test split, with the TF-IDF baseline")
+    parser.add_argument("--summarize", action="store_true", help="mean ± std of each model over --compare outputs (one per seed)")
     args = parser.parse_args(argv)
-    if args.compare and (args.data or args.split):
-        parser.error("--compare reads each run's own test-split report; --data and --split do not apply to it")
+    if args.compare and args.summarize:
+        parser.error("--compare and --summarize are separate steps: compare each seed's runs, then summarize those comparisons")
+    if (args.compare or args.summarize) and (args.data or args.split):
+        flag = "--compare" if args.compare else "--summarize"
+        parser.error(f"{flag} reads each run's own test-split report; --data and --split do not apply to it")
     return args
 
 
@@ -34,6 +39,12 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
+    if args.summarize:
+        from sentiment import comparison
+
+        out = comparison.summarize([Path(m) for m in args.models], Path(args.out or "reports/summary"))
+        print(out.read_text(encoding="utf-8"))
+        return 0
     if args.compare:
         from sentiment import comparison
 

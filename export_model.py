@@ -2,9 +2,13 @@
 
     python export_model.py runs/lstm                          # -> saved_models/lstm/<next version>/
     python export_model.py runs/lstm --name imdb --export-dir /srv/models
+    python export_model.py --add-litert saved_models/lstm/1   # add the LiteRT twin to an exported version
 
 The version directory is written under a hidden temporary name and renamed into place,
-so a server watching the model folder never sees a half-written version.
+so a server watching the model folder never sees a half-written version. Each export
+also carries, in assets.extra/, a LiteRT copy of the classifier that predict.py runs
+without TensorFlow; --add-litert adds it to versions exported before (their SavedModel
+is left untouched, the new files are checked against it and renamed into place).
 """
 
 import argparse
@@ -16,10 +20,14 @@ from sentiment import cli
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a finished run directory (holds model.keras, config.json, metrics.json)")
+    parser.add_argument("run_dir", nargs="?", help="a finished run directory (holds model.keras, config.json, metrics.json)")
+    parser.add_argument("--add-litert", nargs="+", metavar="VERSION_DIR", help="instead of exporting, add the LiteRT model to these exported versions")
     parser.add_argument("--export-dir", default="saved_models", help="root of exported models (default: saved_models)")
     parser.add_argument("--name", help="model name under --export-dir (default: the run's model, e.g. lstm)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.run_dir) == bool(args.add_litert):
+        parser.error("give a run directory to export, or --add-litert VERSION_DIR..., not both")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -29,7 +37,10 @@ def main(argv: list[str]) -> int:
     cli.start_tensorflow_quietly()
     from sentiment import export
 
-    print(f"exported to {export.export_run(args.run_dir, args.export_dir, args.name)}")
+    for version in args.add_litert or []:
+        print(f"added {export.add_litert(version)}")
+    if args.run_dir:
+        print(f"exported to {export.export_run(args.run_dir, args.export_dir, args.name)}")
     return 0
 
 

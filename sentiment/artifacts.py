@@ -15,6 +15,10 @@ from sentiment.errors import ModelError
 # An exported SavedModel version directory (see sentiment.export).
 SIGNATURE = "serving_default"
 METADATA_FILE = "assets.extra/metadata.json"
+# The LiteRT twin of the classifier beside the SavedModel (TF Serving ignores assets.extra/): see
+# sentiment.litert_engine. The manifest is written last, so its presence means the files are complete.
+LITERT_DIR = "assets.extra"
+LITERT_MANIFEST = "litert.json"
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ def table_row(name: str, m: dict) -> dict:
         "f1": m["f1"],
         "roc_auc": m["roc_auc"],
         "ece": m["ece"],
-        "val_accuracy": m.get("validation", {}).get("accuracy"),
+        "val_accuracy": (m.get("validation") or {}).get("accuracy"),
         "train_time_s": t.get("wall_seconds"),
         "epochs": t.get("epochs"),
         "tokens_per_second": t.get("tokens_per_second"),
@@ -61,13 +61,15 @@ def paired_test_vs_baseline(m: dict, base: dict) -> dict:
         return {}
     labels = np.asarray(mine["labels"])
     test = metrics.mcnemar_test(labels, np.asarray(mine["probabilities"]), np.asarray(theirs["probabilities"]))
-    return {"vs_baseline": f"+{test['a_only']}/−{test['b_only']}", "mcnemar_p": test["p_value"]}
+    return {"vs_baseline": base["model"], "only_model_right": test["a_only"], "only_baseline_right": test["b_only"], "mcnemar_p": test["p_value"]}
 
 
 def format_cell(key: str, value: object) -> str:
     """Format a table cell: 4 decimals for scores, whole numbers for counts, times and rates."""
     if value is None:
         return ""
+    if key == "mcnemar_p" and isinstance(value, float):
+        return f"{value:.2g}"
     if isinstance(value, float) and not key.endswith(("_s", "_second")):
         return f"{value:.4f}"
     if isinstance(value, (int, float)):
@@ -113,21 +115,77 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
             for d, (c, m, _) in zip(run_dirs, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
     if with_baseline:
-        base = baseline.run_baseline(configs[0])
-        for row, (_, m, _) in zip(rows, runs):
-            row.update(paired_test_vs_baseline(m, base))
-        rows.append(table_row("tfidf_logreg", base))
+        # One baseline per kind of training data: a --refit run is paired with a baseline fit on train + validation.
+        bases = {refit: baseline.run_baseline(configs[0], refit) for refit in sorted({c.refit for c in configs})}
+        for row, (config, m, _) in zip(rows, runs):
+            row.update(paired_test_vs_baseline(m, bases[config.refit]))
+        rows += [table_row(base["model"], base) for base in bases.values()]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, histories, out_dir / "comparison.png")
-    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "rows": rows})
+    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].seed, "rows": rows})
     text = "\n".join([
         "# Model comparison", "",
         f"Test split of `{configs[0].data}` (seed {configs[0].seed}); every model saw the same train/validation/test reviews.",
-        "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews;",
-        "`vs_baseline`: test reviews only this model / only the baseline classifies correctly, and `mcnemar_p` McNemar's exact",
-        "test of that difference (p < 0.05: the accuracy gap is unlikely to be the test split's noise).", "",
+        "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews.",
+        "Each model is paired with the baseline trained on the same reviews (`vs_baseline`; `_refit`: train + validation,",
+        "like a `--refit` model): `only_model_right` / `only_baseline_right` count the test reviews only one of the two gets",
+        "right, `mcnemar_p` is McNemar's exact test of that difference (p < 0.05: unlikely to be the test split's noise).", "",
         render_table(rows), "", "![comparison](comparison.png)", "",
     ])
     artifacts.write_text(out_dir / "comparison.md", text)
     log.info("comparison written to %s", out_dir / "comparison.md")
     return out_dir / "comparison.md"
+
+
+SUMMARY_KEYS = ("accuracy", "f1", "roc_auc", "val_accuracy", "train_time_s")
+
+
+def summarize(comparison_dirs: list[Path], out_dir: Path) -> Path:
+    """Write summary.md/.json: each model's mean ± std over comparisons (one per seed, each on its own split)."""
+    tables = [artifacts.read_json(Path(d) / "comparison.json") for d in comparison_dirs]
+    seeds = [t.get("seed") for t in tables]
+    if None not in seeds and len(set(seeds)) < len(seeds):
+        raise ModelError(f"comparisons share a seed ({', '.join(map(str, seeds))}); summarize one comparison per seed")
+    names = list(dict.fromkeys(row["model"] for table in tables for row in table["rows"]))
+    summary = [summarize_model(name, [row for table in tables for row in table["rows"] if row["model"] == name]) for name in names]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.write_json(out_dir / "summary.json", {"comparisons": [str(d) for d in comparison_dirs], "rows": summary})
+    keys = ["model", "runs", *SUMMARY_KEYS, "beats_baseline"]
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    for row in summary:
+        cells = [row["model"], str(row["runs"])]
+        cells += [format_spread(k, row.get(k)) for k in SUMMARY_KEYS]
+        cells.append(row.get("beats_baseline", ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join([
+        "# Results over seeds", "",
+        f"Mean ± standard deviation over {len(tables)} comparisons (a seed sets the split, initialization and shuffling;",
+        "each comparison's baseline is trained on that seed's split). `beats_baseline`: comparisons in which the model",
+        "is more accurate than the baseline with McNemar p < 0.05, out of those with a paired test.", "",
+        *lines, "",
+    ])
+    artifacts.write_text(out_dir / "summary.md", text)
+    log.info("summary written to %s", out_dir / "summary.md")
+    return out_dir / "summary.md"
+
+
+def format_spread(key: str, stats: dict | None) -> str:
+    """Format ``mean ± std`` (just the mean for a single run; seconds as whole numbers)."""
+    if not stats:
+        return ""
+    digits = 0 if key.endswith("_s") else 4
+    return f"{stats['mean']:.{digits}f}" + (f" ± {stats['std']:.{digits}f}" if stats["std"] is not None else "")
+
+
+def summarize_model(name: str, rows: list[dict]) -> dict:
+    """Return the mean and sample standard deviation of each summary figure over one model's rows."""
+    result: dict = {"model": name, "runs": len(rows)}
+    for key in SUMMARY_KEYS:
+        values = np.array([r[key] for r in rows if r.get(key) is not None], dtype=float)
+        if len(values):
+            result[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None}
+    paired = [r for r in rows if r.get("mcnemar_p") is not None]
+    if paired:
+        wins = sum(r["mcnemar_p"] < 0.05 and r["only_model_right"] > r["only_baseline_right"] for r in paired)
+        result["beats_baseline"] = f"{wins}/{len(paired)}"
+    return result

@@ -15,6 +15,7 @@ from sentiment.errors import ConfigError
 
 TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
 READOUTS = ("last", "mean")  # what the classifier reads from the recurrent layer
+XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with XLA
 
 
 def _field(default: Any, help: str) -> Any:
@@ -51,6 +52,7 @@ class Config:
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     refit: bool = _field(False, "after early stopping picks the epoch count, retrain from scratch on train + validation for that many epochs")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
+    jit_compile: str = _field("off", "XLA: auto (on for CPU-only machines; off on a GPU, where cuDNN's fused LSTM kernel is faster and excludes XLA), on or off")
 
     def __post_init__(self) -> None:
         """Raise ConfigError naming the first impossible setting (so a loaded config is checked too)."""
@@ -59,6 +61,7 @@ class Config:
             ("max_len", self.max_len >= 1, "at least 1"),
             ("truncate", self.truncate in TRUNCATIONS, " or ".join(TRUNCATIONS)),
             ("readout", self.readout in READOUTS, " or ".join(READOUTS)),
+            ("jit_compile", self.jit_compile in XLA_CHOICES, " or ".join(XLA_CHOICES)),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
             ("units", self.units >= 1, "at least 1"),
             ("ngram_vocab_size", self.ngram_vocab_size == 0 or self.ngram_vocab_size >= 3, "0 (no wide branch) or at least 3"),

@@ -109,11 +109,15 @@ def train_and_report(
 ) -> None:
     """Fit (or resume) the classifier, optionally refit it on train + validation, save, evaluate and report."""
     preprocessor, ngram_idf = prepare_preprocessing(run, splits.train.texts, config)
-    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config)
-    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config)
+    xla = models.use_xla(config)
+    log.info("XLA %s (jit_compile=%s)%s", "on" if xla else "off", config.jit_compile, ": batches padded to bucket widths" if xla else "")
+    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config, fixed_shapes=xla)
+    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config, fixed_shapes=xla)
     train_tokens = int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
 
     classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+    # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
+    refit_classifier = models.compile_model(models.build_model(config, ngram_idf), config) if config.refit else None
     log.info("%s: %d parameters; %s", config.model, classifier.count_params(), models.describe_kernel(classifier))
     started = time.perf_counter()
     result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
@@ -121,12 +125,17 @@ def train_and_report(
     # Validation figures are the early-stopped model's: a refit model has trained on those reviews.
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
     training_info = {**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1}
+    test_ds = input_pipeline.make_eval_dataset(splits.test, preprocessor, config, fixed_shapes=xla)
     if config.refit:
-        classifier, training_info["refit"] = refit_on_all_labelled(config, run, splits, preprocessor, ngram_idf, result.best_epoch + 1, verbose)
+        # Kept so the report shows what the refit changed on the same test reviews.
+        early_stopped = metrics.classification_metrics(splits.test.labels, evaluation.predict_dataset(classifier, test_ds)[1])
+        training_info["refit"] = refit_on_all_labelled(config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose)
+        classifier = refit_classifier
+        training_info["refit"]["test_accuracy_before"] = early_stopped["accuracy"]
         training_info["wall_seconds"] = round(training_info["wall_seconds"] + training_info["refit"]["wall_seconds"], 2)
     save_model(models.build_end_to_end(classifier, preprocessor), run.model)
 
-    _, test_probs = evaluation.predict_dataset(classifier, input_pipeline.make_eval_dataset(splits.test, preprocessor, config))
+    _, test_probs = evaluation.predict_dataset(classifier, test_ds)
     result_report = evaluation.build_report(
         splits.test, test_probs, config.max_len,
         model=config.model,
@@ -148,15 +157,15 @@ def train_and_report(
 
 
 def refit_on_all_labelled(
-    config: Config, run: RunDir, splits: input_pipeline.Splits, preprocessor: keras.Model, ngram_idf: np.ndarray | None, epochs: int, verbose: int
-) -> tuple[keras.Model, dict]:
-    """Train a fresh classifier on train + validation for the early-stopped epoch count; return it and its timing."""
+    config: Config, run: RunDir, splits: input_pipeline.Splits, preprocessor: keras.Model, classifier: keras.Model, epochs: int, verbose: int
+) -> dict:
+    """Train the fresh ``classifier`` on train + validation for the early-stopped epoch count; return its timing."""
     labelled = input_pipeline.Split(splits.train.texts + splits.validation.texts,
                                     np.concatenate([splits.train.labels, splits.validation.labels]))
     log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
-    classifier = models.compile_model(models.build_model(config, ngram_idf), config)
-    history = training.refit(classifier, input_pipeline.make_train_dataset(labelled, preprocessor, config), config, run, epochs, verbose)
-    return classifier, {
+    train_ds = input_pipeline.make_train_dataset(labelled, preprocessor, config, fixed_shapes=models.use_xla(config))
+    history = training.refit(classifier, train_ds, config, run, epochs, verbose)
+    return {
         "epochs": epochs,
         "reviews": len(labelled),
         "wall_seconds": round(sum(row.get("epoch_seconds", 0.0) for row in history), 2),

@@ -43,6 +43,9 @@ TFDS_ALTERNATIVES = "or pass --data a CSV file (text,label), an aclImdb folder o
 # 60-token review is not padded to 500.
 BUCKET_BOUNDARIES = (32, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 1024)
 _ENCODE_CHUNK = 512  # reviews preprocessed per parallel map call
+# Under XLA every new batch shape is a new compilation: n-gram id rows (untruncated) are
+# padded to the next of these widths, token id rows to the next bucket boundary.
+NGRAM_WIDTHS = tuple(2**k for k in range(5, 17))
 
 
 @dataclasses.dataclass
@@ -336,8 +339,12 @@ def encode(split: Split, preprocess: Encoder) -> tf.data.Dataset:
     return ds.unbatch().map(lambda x, y: (tf.nest.map_structure(trim_padding, x), y))
 
 
-def make_train_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.data.Dataset:
-    """Shuffled (seeded), length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32."""
+def make_train_dataset(split: Split, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
+    """Shuffled (seeded), length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32.
+
+    ``fixed_shapes`` pads each batch to its bucket's width instead of its longest review,
+    so an XLA-compiled step sees a bounded set of shapes.
+    """
     ds = encode(split, preprocess).cache()
     ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
@@ -347,12 +354,35 @@ def make_train_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.
         bucket_batch_sizes=[config.batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=False,  # pad to the longest review of the batch
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return with_fixed_shapes(ds, config).prefetch(tf.data.AUTOTUNE) if fixed_shapes else ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_eval_dataset(split: Split, preprocess: Encoder, config: Config) -> tf.data.Dataset:
+def make_eval_dataset(split: Split, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
     """Batches in the split's order (so predictions align with labels), padded per batch, of known length."""
     ds = encode(split, preprocess).cache().padded_batch(config.batch_size)
+    if fixed_shapes:
+        ds = with_fixed_shapes(ds, config)
     # A known number of batches: Keras then never warns that the input "ran out of data".
     ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(split) // config.batch_size)))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def with_fixed_shapes(ds: tf.data.Dataset, config: Config) -> tf.data.Dataset:
+    """Pad every batch's id matrices on the right to a bucket width (token ids ≤ max_len, n-gram ids a power of 2)."""
+    token_widths = tf.constant(sorted({b for b in BUCKET_BOUNDARIES if b < config.max_len} | {config.max_len}), tf.int32)
+    ngram_widths = tf.constant(NGRAM_WIDTHS, tf.int32)
+
+    def pad(features: Features, y: tf.Tensor) -> tuple[Features, tf.Tensor]:
+        if not isinstance(features, dict):
+            return pad_width(features, token_widths), y
+        return {k: pad_width(v, token_widths if k == TOKEN_IDS else ngram_widths) for k, v in features.items()}, y
+
+    return ds.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def pad_width(ids: tf.Tensor, widths: tf.Tensor) -> tf.Tensor:
+    """Pad int [b, t] with zeros to [b, w], w the smallest of ``widths`` ≥ t (t itself beyond the largest)."""
+    width = tf.shape(ids)[1]
+    index = tf.minimum(tf.searchsorted(widths, tf.reshape(width, [1]))[0], tf.size(widths) - 1)
+    target = tf.maximum(widths[index], width)
+    return tf.pad(ids, [[0, 0], [0, target - width]])

@@ -40,12 +40,15 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: flo
 
 
 def accuracy_interval(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5, level: float = 0.95, seed: int = 0) -> list[float]:
-    """Return the percentile bootstrap interval [low, high] of accuracy, resampling reviews with replacement."""
-    correct = ((probs >= threshold).astype(np.int32) == labels).astype(np.float32)
-    if not len(correct):
+    """Return the percentile bootstrap interval [low, high] of accuracy over reviews resampled with replacement.
+
+    The number right in a resample of n reviews is Binomial(n, accuracy), so it is drawn
+    directly: exact, and O(resamples) memory however many reviews there are.
+    """
+    if not len(labels):
         return [float("nan"), float("nan")]
-    resamples = np.random.default_rng(seed).integers(0, len(correct), size=(BOOTSTRAP_RESAMPLES, len(correct)))
-    means = correct[resamples].mean(axis=1)
+    accuracy = float(((probs >= threshold).astype(np.int32) == labels).mean())
+    means = np.random.default_rng(seed).binomial(len(labels), accuracy, size=BOOTSTRAP_RESAMPLES) / len(labels)
     tail = (1 - level) / 2
     return [float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))]
 
@@ -111,5 +114,5 @@ def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray
         "length": length_buckets(labels, probs, lengths, max_len),
         "confident_mistakes": confident_mistakes(texts, labels, probs),
         # Per review, in the split's order: what paired tests between models need.
-        "predictions": {"labels": labels.astype(int).tolist(), "probabilities": np.round(probs.astype(float), 6).tolist()},
+        "predictions": {"labels": labels.astype(int).tolist(), "probabilities": probs.astype(float).tolist()},
     }

@@ -149,15 +149,23 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
         return keras.Model(token_ids, probability, name=config.model)
     ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
     deep_logit = keras.layers.Dense(1, dtype="float32", name="deep_logit")(x)
-    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, name="ngram_tfidf")(ngram_ids)
+    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
     wide_logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
     logit = keras.layers.Add(dtype="float32", name="logit")([deep_logit, wide_logit])
     probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
 
 
+def use_xla(config: Config) -> bool:
+    """Return whether the train step is compiled with XLA, as ``config.jit_compile`` asks (auto: only without a GPU)."""
+    if config.jit_compile != "auto":
+        return config.jit_compile == "on"
+    # XLA and cuDNN exclude each other for LSTM/GRU (keras-team/keras#18456): on a GPU the fused kernel wins.
+    return not gpu_available()
+
+
 def compile_model(model: keras.Model, config: Config) -> keras.Model:
-    """Compile with Adam (clipped), binary cross-entropy and accuracy/AUC metrics."""
+    """Compile with Adam (clipped), binary cross-entropy and accuracy/AUC metrics; XLA as ``use_xla`` decides."""
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
     if compute_dtype(config) == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -165,6 +173,7 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
         optimizer=optimizer,
         loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
+        jit_compile=use_xla(config),
     )
     return model
 

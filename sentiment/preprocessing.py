@@ -177,9 +177,13 @@ class NgramTfIdf(keras.layers.Layer):
     """
 
     def __init__(self, size: int, scale: float = 1.0, idf: np.ndarray | None = None, **kwargs):
+        """``idf`` float32 [size] from the training reviews; without one (a model about to be loaded) 1, and 0 for padding and OOV."""
         super().__init__(**kwargs)
         self.size, self.scale = size, scale
-        initializer = keras.initializers.Constant(idf) if idf is not None else "ones"
+        if idf is None:
+            idf = np.ones(size, np.float32)
+            idf[:2] = 0
+        initializer = keras.initializers.Constant(idf)
         self.idf = self.add_weight(shape=(size,), initializer=initializer, trainable=False, name="idf", dtype="float32")
 
     def call(self, ngram_ids: tf.Tensor) -> tf.Tensor:

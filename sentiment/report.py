@@ -148,7 +148,8 @@ def render_report(title: str, report: dict, plots_present: list[str]) -> str:
         ]
         if training.get("refit"):
             refit = training["refit"]
-            lines.append(f"| refit on train + validation | {refit['epochs']} epoch(s), {refit['reviews']} reviews (validation figures are from before the refit) |")
+            before = f"; test accuracy before it {refit['test_accuracy_before']:.4f}" if "test_accuracy_before" in refit else ""
+            lines.append(f"| refit on train + validation | {refit['epochs']} epoch(s), {refit['reviews']} reviews{before} (validation figures are from before the refit) |")
     (tn, fp), (fn, tp) = m["confusion_matrix"]
     lines += ["", f"Confusion matrix (rows true, columns predicted; negative, positive): [[{tn}, {fp}], [{fn}, {tp}]]", ""]
     lines += ["## Accuracy by review length", "", "| tokens | reviews | accuracy |", "| --- | --- | --- |"]

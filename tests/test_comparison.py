@@ -36,7 +36,7 @@ def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     assert all({"accuracy", "f1", "roc_auc", "train_time_s", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
     assert rows[1]["parameters"] > rows[0]["parameters"]  # LSTM has four gates' worth of weights
     for row in rows[:2]:  # each model against the baseline on the same test reviews
-        assert 0 < row["mcnemar_p"] <= 1 and row["vs_baseline"].startswith("+")
+        assert 0 < row["mcnemar_p"] <= 1 and row["vs_baseline"] == "tfidf_logreg" and row["only_model_right"] >= 0
     assert "mcnemar_p" not in rows[2] and all(r["accuracy_ci95"] for r in rows)
     text = md.read_text()
     assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "comparison.png" in text
@@ -63,3 +63,41 @@ def test_table_cells():
     assert comparison.format_cell("train_time_s", 8.78) == "9"
     assert comparison.format_cell("tokens_per_second", 193401.2) == "193,401"
     assert comparison.format_cell("epochs", None) == ""
+
+
+def test_summary_over_seeds_gives_mean_and_std(two_runs, tmp_path):
+    first = comparison.compare(two_runs, tmp_path / "seed-a").parent
+    second = tmp_path / "seed-b"
+    second.mkdir()
+    table = artifacts.read_json(first / "comparison.json")
+    table["rows"][1]["accuracy"] += 0.1  # as if the lstm had done better on another seed
+    artifacts.write_json(second / "comparison.json", table)
+    with pytest.raises(ModelError, match="share a seed"):
+        comparison.summarize([first, second], tmp_path / "summary")
+    table["seed"] += 1
+    artifacts.write_json(second / "comparison.json", table)
+    comparison.summarize([first, second], tmp_path / "summary")
+    rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "summary" / "summary.json")["rows"]}
+    assert set(rows) == {"simple_rnn", "lstm", "tfidf_logreg"} and rows["lstm"]["runs"] == 2
+    lstm_accuracy = table["rows"][1]["accuracy"]
+    assert rows["lstm"]["accuracy"]["mean"] == pytest.approx(lstm_accuracy - 0.05)
+    assert rows["lstm"]["accuracy"]["std"] == pytest.approx(0.1 / 2**0.5)
+    assert rows["simple_rnn"]["accuracy"]["std"] == 0 and "/2" in rows["lstm"]["beats_baseline"]
+    assert "± " in (tmp_path / "summary" / "summary.md").read_text()
+
+
+def test_a_refit_run_is_paired_with_a_baseline_trained_on_the_same_reviews(two_runs, tmp_path):
+    import dataclasses
+    import shutil
+
+    from sentiment.config import Config
+
+    refit = tmp_path / "refit_run"
+    shutil.copytree(two_runs[1], refit)
+    config = dataclasses.replace(Config.load(refit / "config.json"), refit=True)
+    artifacts.write_json(refit / "config.json", config.to_dict())
+    comparison.compare([two_runs[0], refit], tmp_path / "out")
+    rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "out" / "comparison.json")["rows"]}
+    assert rows["simple_rnn"]["vs_baseline"] == baseline.BASELINE
+    assert rows["lstm"]["vs_baseline"] == baseline.BASELINE_REFIT
+    assert rows[baseline.BASELINE_REFIT]["val_accuracy"] is None  # it trained on the validation reviews

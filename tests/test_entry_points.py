@@ -280,7 +280,7 @@ def model_copy(saved_model, tmp_path):
     (["--model", "transformer"], "no model 'transformer'"),
 ])
 def test_predict_impossible_flags(model_copy, capsys, flags, message):
-    code, out, err = run_entry("predict.py", ["a fine film", "--models-dir", str(model_copy), *flags], capsys)
+    code, out, err = run_entry("predict.py", ["a fine film", "--models-dir", str(model_copy), "--model", "lstm", *flags], capsys)
     assert_one_line_error(code, err, message)
     assert out == ""
 
@@ -289,10 +289,11 @@ def test_predict_damaged_savedmodels(model_copy, capsys):
     version = model_copy / "lstm" / "1"
     pb = version / "saved_model.pb"
     pb.write_bytes(pb.read_bytes()[:200])
-    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    # --engine savedmodel: by default the export's intact LiteRT twin would answer instead.
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version), "--engine", "savedmodel"], capsys)
     assert_one_line_error(code, err, "cannot load model")
     shutil.rmtree(version / "variables")
-    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version), "--engine", "savedmodel"], capsys)
     assert_one_line_error(code, err, "variables/ folder is missing")
 
 
@@ -300,18 +301,36 @@ def test_predict_savedmodel_with_truncated_variables(model_copy, capsys):
     version = model_copy / "lstm" / "1"
     for data in (version / "variables").glob("variables.data*"):
         data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
-    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version)], capsys)
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version), "--engine", "savedmodel"], capsys)
     assert_one_line_error(code, err, "cannot load model")
+
+
+def test_predict_damaged_litert_files(model_copy, capsys):
+    version = model_copy / "lstm" / "1"
+    tflite = version / "assets.extra" / "classifier.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:100])
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version), "--engine", "litert"], capsys)
+    assert_one_line_error(code, err, "classifier.tflite is damaged")
+    (version / "assets.extra" / "litert.json").unlink()
+    code, _, err = run_entry("predict.py", ["a fine film", "--model", str(version), "--engine", "litert"], capsys)
+    assert_one_line_error(code, err, "has no LiteRT model; add one with: python export_model.py --add-litert")
+
+
+def test_export_model_add_litert_flags(model_copy, tmp_path, capsys):
+    code, _, err = run_entry("export_model.py", [], capsys)
+    assert_one_line_error(code, err, "give a run directory to export, or --add-litert")
+    code, _, err = run_entry("export_model.py", ["--add-litert", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, "is not an exported model (no saved_model.pb)")
 
 
 def test_predict_csv_and_json_survive_commas_quotes_and_newlines(saved_model, capsys):
     reviews = ['Great, "truly" great\nfilm', "awful, awful; \"bad\"", "plain"]
-    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--format", "csv"], capsys)
+    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--model", "lstm", "--format", "csv"], capsys)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["text"] for r in rows] == reviews and all(r["label"] in ("positive", "negative") for r in rows)
     assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
-    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--format", "json"], capsys)
+    code, out, err = run_entry("predict.py", [*reviews, "--models-dir", str(saved_model), "--model", "lstm", "--format", "json"], capsys)
     assert code == 0, err
     objects = [json.loads(line) for line in out.splitlines()]
     assert [o["text"] for o in objects] == reviews

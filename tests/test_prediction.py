@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import run_entry
-from sentiment import cli, prediction
+from sentiment import cli, litert_engine, prediction
 from sentiment.errors import ModelError, SentimentError
 
 # P(positive) and label of the shipped SavedModels (predict.py's default models), measured
@@ -16,20 +16,26 @@ from sentiment.errors import ModelError, SentimentError
 SHIPPED = {
     "lstm": ("1", {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")}),
     "simple_rnn": ("1", {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")}),
+    "wide_lstm": ("1", {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")}),
 }
 
 
 def run_predict(capsys, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    """Run predict.py's main(argv) in-process; return (exit code, stdout, stderr)."""
-    return run_entry("predict.py", list(args), capsys, stdin=stdin)
+    """Run predict.py's main(argv) in-process on the tiny test model ``lstm``; return (exit code, stdout, stderr)."""
+    args = list(args) if "--model" in args else [*args, "--model", "lstm"]
+    return run_entry("predict.py", args, capsys, stdin=stdin)
 
 
+@pytest.mark.parametrize("engine", ["savedmodel", "litert"])
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_models_give_their_recorded_probabilities(name):
+def test_shipped_models_give_their_recorded_probabilities(name, engine):
     version, expected = SHIPPED[name]
     path = prediction.resolve_model(name, cli.DEFAULT_MODELS_DIR)
     assert path == cli.DEFAULT_MODELS_DIR / name / version, f"a new {name} was shipped ({path}): measure and pin its probabilities"
-    preds, rejected = prediction.classify(prediction.Predictor(path), [prediction.Review(text, text) for text in expected])
+    if engine == "litert" and not litert_engine.has_litert(path):
+        pytest.skip(f"{path} has no LiteRT model yet: python export_model.py --add-litert {path}")
+    predictor = litert_engine.LiteRTPredictor(path) if engine == "litert" else prediction.Predictor(path)
+    preds, rejected = prediction.classify(predictor, [prediction.Review(text, text) for text in expected])
     assert not rejected and len(preds) == len(expected)
     for p in preds:
         probability, label = expected[p.text]
@@ -99,6 +105,11 @@ def test_invalid_utf8_lines_are_reported_and_others_kept():
     assert reviews[2].text == ""  # kept, so classify() reports it as an empty review
 
 
+def test_arguments_that_are_not_utf8_are_reported_not_fatal():
+    reviews = prediction.gather_reviews(["good film", "good \udcff film"], None, io.BytesIO())  # how Python keeps byte 0xff of argv
+    assert [(r.text, r.problem) for r in reviews] == [("good film", None), ("", "not valid UTF-8 (character 6)")]
+
+
 def test_gather_reviews_sources(tmp_path):
     file = tmp_path / "reviews.txt"
     file.write_text("one\ntwo\n")
@@ -117,10 +128,11 @@ def test_formats():
     assert next(prediction.format_predictions(preds, "text")).startswith("positive 0.750")
 
 
-def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["litert", "savedmodel"])
+def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path, capsys, engine):
     file = tmp_path / "reviews.txt"
     file.write_bytes(b"great wonderful film\n\xff bad bytes\nawful worst film\n")
-    code, out, err = run_predict(capsys, "--models-dir", str(saved_model), "--file", str(file), "--format", "json")
+    code, out, err = run_predict(capsys, "--models-dir", str(saved_model), "--file", str(file), "--format", "json", "--engine", engine)
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["text"] for line in lines] == ["great wonderful film", "awful worst film"]
@@ -136,7 +148,8 @@ def test_cli_file_with_bad_bytes_classifies_the_rest(saved_model, tmp_path, caps
         (["-"], b"\n  \n", "skipped stdin line 2: empty review"),
     ],
 )
-def test_cli_failures_are_one_line_and_nonzero(saved_model, capsys, args, stdin, message):
-    code, _, err = run_predict(capsys, "--models-dir", str(saved_model), *args, stdin=stdin)
+@pytest.mark.parametrize("engine", ["litert", "savedmodel"])
+def test_cli_failures_are_one_line_and_nonzero(saved_model, capsys, args, stdin, message, engine):
+    code, _, err = run_predict(capsys, "--models-dir", str(saved_model), "--engine", engine, *args, stdin=stdin)
     assert code != 0
     assert message in err and "Traceback" not in err

@@ -113,3 +113,24 @@ def test_bad_data_leaves_no_run_dir(tiny_config, tmp_path):
     with pytest.raises(DataError):
         experiment.run(tiny_config("lstm", data=str(tmp_path / "missing.csv")), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model", ["lstm", "wide_lstm"])
+def test_xla_training_learns_and_compiles_few_shapes(tiny_config, tmp_path, model):
+    """jit_compile=on: batches come in bucket widths and the run learns the generated sentiment words."""
+    from sentiment import artifacts, models
+
+    extra = {"ngram_vocab_size": 300} if model == "wide_lstm" else {}
+    config = tiny_config(model, jit_compile="on", epochs=4, learning_rate=0.02, **extra)
+    assert models.use_xla(config)
+    run = RunDir(experiment.run(config, tmp_path / "run", verbose=0))
+    assert artifacts.read_json(run.metrics)["validation"]["accuracy"] > 0.7
+
+
+def test_xla_auto_means_off_on_a_gpu(tiny_config, monkeypatch):
+    from sentiment import models
+
+    monkeypatch.setattr(models, "gpu_available", lambda: True)
+    assert not models.use_xla(tiny_config(jit_compile="auto"))
+    monkeypatch.setattr(models, "gpu_available", lambda: False)
+    assert models.use_xla(tiny_config(jit_compile="auto")) and not models.use_xla(tiny_config(jit_compile="off"))
