@@ -28,9 +28,9 @@ def main(argv: list[str]) -> int:
     args, config = cli.parse_training_args(argv, add_arguments, __doc__)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import experiment, training
+    from sentiment import experiment, models, training
 
-    training.seed_everything(config.seed)
+    training.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))
     verbose = 1 if sys.stdout.isatty() else 2  # progress bar for people, one line per epoch for logs
     run_dir = experiment.run(config, args.run_dir, verbose=verbose, argv=sys.argv)
     print(f"run saved to {run_dir}")

@@ -109,8 +109,7 @@ def train_and_report(
 ) -> None:
     """Fit (or resume) the classifier, optionally refit it on train + validation, save, evaluate and report."""
     preprocessor, ngram_idf = prepare_preprocessing(run, splits.train.texts, config)
-    xla = models.use_xla(config)
-    log.info("XLA %s (jit_compile=%s)%s", "on" if xla else "off", config.jit_compile, ": batches padded to bucket widths" if xla else "")
+    xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
     train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config, fixed_shapes=xla)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config, fixed_shapes=xla)
     train_tokens = int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
@@ -118,7 +117,8 @@ def train_and_report(
     classifier = models.compile_model(models.build_model(config, ngram_idf), config)
     # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
     refit_classifier = models.compile_model(models.build_model(config, ngram_idf), config) if config.refit else None
-    log.info("%s: %d parameters; %s", config.model, classifier.count_params(), models.describe_kernel(classifier))
+    log.info("%s: %d parameters; %s; XLA %s", config.model, classifier.count_params(), models.describe_kernel(classifier),
+             "on" if classifier.jit_compile else "off")
     started = time.perf_counter()
     result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)

@@ -43,9 +43,9 @@ TFDS_ALTERNATIVES = "or pass --data a CSV file (text,label), an aclImdb folder o
 # 60-token review is not padded to 500.
 BUCKET_BOUNDARIES = (32, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 1024)
 _ENCODE_CHUNK = 512  # reviews preprocessed per parallel map call
-# Under XLA every new batch shape is a new compilation: n-gram id rows (untruncated) are
-# padded to the next of these widths, token id rows to the next bucket boundary.
-NGRAM_WIDTHS = tuple(2**k for k in range(5, 17))
+# Under XLA every new batch shape is a new compilation (seconds each): id rows are padded to
+# the next power of two (token ids: at most max_len), a few shapes instead of one per batch.
+XLA_WIDTHS = tuple(2**k for k in range(6, 17))
 
 
 @dataclasses.dataclass
@@ -368,9 +368,9 @@ def make_eval_dataset(split: Split, preprocess: Encoder, config: Config, fixed_s
 
 
 def with_fixed_shapes(ds: tf.data.Dataset, config: Config) -> tf.data.Dataset:
-    """Pad every batch's id matrices on the right to a bucket width (token ids ≤ max_len, n-gram ids a power of 2)."""
-    token_widths = tf.constant(sorted({b for b in BUCKET_BOUNDARIES if b < config.max_len} | {config.max_len}), tf.int32)
-    ngram_widths = tf.constant(NGRAM_WIDTHS, tf.int32)
+    """Pad every batch's id matrices on the right to a power-of-two width (token ids: capped at max_len)."""
+    token_widths = tf.constant(sorted({w for w in XLA_WIDTHS if w < config.max_len} | {config.max_len}), tf.int32)
+    ngram_widths = tf.constant(XLA_WIDTHS, tf.int32)
 
     def pad(features: Features, y: tf.Tensor) -> tuple[Features, tf.Tensor]:
         if not isinstance(features, dict):

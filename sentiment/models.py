@@ -175,6 +175,8 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
         jit_compile=use_xla(config),
     )
+    if use_xla(config) and not model.jit_compile:
+        log.warning("XLA asked for but not used: Keras refuses it while TensorFlow op determinism is on")
     return model
 
 

@@ -32,10 +32,18 @@ class FitResult:
     best_epoch: int  # 0-based epoch with the lowest validation loss
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (same run, same numbers on CPU)."""
+def seed_everything(seed: int, deterministic_ops: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; make TF ops deterministic (same run, same numbers on CPU) unless told not to.
+
+    Keras refuses XLA while op determinism is on, so an XLA run passes ``deterministic_ops=False``.
+    """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework import config as tf_config  # the switch Keras itself reads
+
+        tf_config.disable_op_determinism()
 
 
 def log_devices() -> None:

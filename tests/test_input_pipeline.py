@@ -236,7 +236,7 @@ def test_fixed_shapes_pad_batches_to_bucket_widths(csv_path, tiny_config):
     config = tiny_config(max_len=40, batch_size=8)
     splits = preprocessing.load_clean_splits(config)
     preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
-    allowed = {b for b in ip.BUCKET_BOUNDARIES if b < 40} | {40}
+    allowed = {w for w in ip.XLA_WIDTHS if w < 40} | {40}
     for ids, _ in ip.make_train_dataset(splits.train, preprocessor, config, fixed_shapes=True):
         assert ids.shape[1] in allowed
     plain = [ids.numpy() for ids, _ in ip.make_eval_dataset(splits.test, preprocessor, config)]
