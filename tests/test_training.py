@@ -115,13 +115,12 @@ def test_bad_data_leaves_no_run_dir(tiny_config, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("model", ["lstm", "wide_lstm"])
-def test_xla_training_learns_and_compiles_few_shapes(tiny_config, tmp_path, model, monkeypatch):
+def test_xla_training_really_compiles_and_trains(tiny_config, tmp_path, monkeypatch):
     """jit_compile=on: Keras really compiles with XLA (op determinism off, as train.py sets it) and the run trains."""
     from sentiment import artifacts, models
 
-    extra = {"ngram_vocab_size": 300} if model == "wide_lstm" else {}
-    config = tiny_config(model, jit_compile="on", epochs=4, learning_rate=0.02, **extra)
+    # The LSTM only: a wide model compiles too (checked by hand) but costs ~90 s of XLA compilation here.
+    config = tiny_config("lstm", jit_compile="on", epochs=4, learning_rate=0.02)
     assert models.use_xla(config)
     training.seed_everything(0, deterministic_ops=False)  # what train.py does for an XLA run
     compiled = []
