@@ -7,12 +7,11 @@ chatter out of the user's terminal; it is the one place that sets TF's log level
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Any, Callable, NoReturn
 
 # Must precede the first TensorFlow import. 3 hides TF's C++ ERROR lines too (E0000 ...
 # node_def_util, "oneDNN supports DT_BOOL"): they are notices, and every real failure
@@ -22,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sentiment.config import Config, config_fields, field_type, read_recipe  # noqa: E402
 from sentiment.errors import SentimentError  # noqa: E402
+from sentiment.quiet import native_stderr_silenced  # noqa: E402
 
 # predict.py and evaluate.py find named models here wherever they are started from.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models"
@@ -124,18 +124,3 @@ def start_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Send fd 2 to /dev/null for the block; Python exceptions are printed after it, once fd 2 is back."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)

@@ -150,19 +150,14 @@ def summarize(comparison_dirs: list[Path], out_dir: Path) -> Path:
     summary = [summarize_model(name, [row for table in tables for row in table["rows"] if row["model"] == name]) for name in names]
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(out_dir / "summary.json", {"comparisons": [str(d) for d in comparison_dirs], "rows": summary})
-    keys = ["model", "runs", *SUMMARY_KEYS, "beats_baseline"]
-    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
-    for row in summary:
-        cells = [row["model"], str(row["runs"])]
-        cells += [format_spread(k, row.get(k)) for k in SUMMARY_KEYS]
-        cells.append(row.get("beats_baseline", ""))
-        lines.append("| " + " | ".join(cells) + " |")
+    table = [{"model": row["model"], "runs": row["runs"], **{k: format_spread(k, row.get(k)) for k in SUMMARY_KEYS},
+              "beats_baseline": row.get("beats_baseline", "")} for row in summary]
     text = "\n".join([
         "# Results over seeds", "",
         f"Mean ± standard deviation over {len(tables)} comparisons (a seed sets the split, initialization and shuffling;",
         "each comparison's baseline is trained on that seed's split). `beats_baseline`: comparisons in which the model",
         "is more accurate than the baseline with McNemar p < 0.05, out of those with a paired test.", "",
-        *lines, "",
+        render_table(table), "",
     ])
     artifacts.write_text(out_dir / "summary.md", text)
     log.info("summary written to %s", out_dir / "summary.md")

@@ -156,7 +156,8 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     run.require_finished()
     config = run.load_config()
     model = models.load_model(run.model)
-    metrics = artifacts.read_json(run.metrics)
+    # Headline figures travel with the model; per-review test predictions (for paired tests) stay in the run.
+    metrics = {k: v for k, v in artifacts.read_json(run.metrics).items() if k != "predictions"}
     run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
     metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics}
     return export_model(model, config, Path(export_root) / (name or config.model), metadata)

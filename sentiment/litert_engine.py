@@ -18,20 +18,17 @@ process classifies one review in a fraction of the SavedModel's start-up time.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import importlib.util
-import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from sentiment import fast_tokenizer
 from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, read_json
 from sentiment.errors import ModelError, SentimentError, first_line
+from sentiment.quiet import native_stderr_silenced
 
 ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt
@@ -82,20 +79,6 @@ def load_wide_branch(path: Path) -> WideBranch:
         idf = arrays["idf"].astype(np.float32)
         idf[0] = 0.0  # padding never counts, as in NgramTfIdf
         return WideBranch(idf, arrays["kernel"].astype(np.float32), float(arrays["bias"]), float(arrays["scale"]))
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Send fd 2 to /dev/null for the block: LiteRT's C++ logs an INFO line when it creates its CPU delegate."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
 
 
 class LiteRTClassifier:

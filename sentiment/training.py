@@ -161,15 +161,29 @@ def make_callbacks(run: RunDir, config: Config, verbose: int) -> list[keras.call
         keras.callbacks.ModelCheckpoint(
             checkpoint, monitor="val_loss", save_best_only=True, initial_value_threshold=min(previous, default=None)
         ),
-        # History first, then the backup: a kill between the two leaves an extra history row,
-        # which trim_history drops on resume (a missing row could not be recovered).
-        keras.callbacks.CSVLogger(run.history, append=True),
-        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable;
-        # the backup outlives fit() and is cleared once the run's metrics are written.
-        keras.callbacks.BackupAndRestore(run.backup, double_checkpoint=True, delete_checkpoint=False),
+        *history_and_backup(run.history, run.backup),
         keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False),
     ]
     return callbacks
+
+
+def history_and_backup(history: Path, backup: Path) -> list[keras.callbacks.Callback]:
+    """Return the CSVLogger and BackupAndRestore that make a fit resumable, in the order that makes it safe."""
+    return [
+        # History first, then the backup: a kill between the two leaves an extra history row,
+        # which trim_history drops on resume (a missing row could not be recovered).
+        keras.callbacks.CSVLogger(history, append=True),
+        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable;
+        # the backup outlives fit() and is cleared once the run's metrics are written.
+        keras.callbacks.BackupAndRestore(backup, double_checkpoint=True, delete_checkpoint=False),
+    ]
+
+
+def fit_bucketed(model: keras.Model, train_ds: tf.data.Dataset, **fit_args) -> None:
+    """``model.fit`` on bucketed batches, which have no known length (how Keras finds an epoch's end), unwarned."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(train_ds, shuffle=False, **fit_args)
 
 
 def training_done(history: list[dict[str, float]], config: Config) -> bool:
@@ -205,10 +219,7 @@ def fit(
         if done:
             log.info("resuming %s after %d finished epoch(s)", run, done)
         callbacks = make_callbacks(run, config, verbose) + list(extra_callbacks or [])
-        with warnings.catch_warnings():
-            # Bucketed datasets have no known length, which is how Keras finds an epoch's end.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+        fit_bucketed(model, train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     history = read_history(run)
     best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
     return FitResult(history=history, best_epoch=int(best["epoch"]))
@@ -225,14 +236,7 @@ def refit(model: keras.Model, train_ds: tf.data.Dataset, config: Config, run: Ru
     trim_history_file(run.refit_history, done)
     if done:
         log.info("resuming the refit of %s after %d of %d epoch(s)", run, done, epochs)
-    callbacks = [
-        EpochTimer(),
-        keras.callbacks.TerminateOnNaN(),
-        learning_rate_schedule(config),
-        keras.callbacks.CSVLogger(run.refit_history, append=True),
-        keras.callbacks.BackupAndRestore(run.refit_backup, double_checkpoint=True, delete_checkpoint=False),
-    ]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    callbacks = [EpochTimer(), keras.callbacks.TerminateOnNaN(), learning_rate_schedule(config),
+                 *history_and_backup(run.refit_history, run.refit_backup)]
+    fit_bucketed(model, train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
     return read_history_file(run.refit_history)

@@ -46,6 +46,7 @@ def test_metadata_travels_with_the_model(run_dir, tmp_path):
     meta = json.loads((export.export_run(run_dir, tmp_path) / artifacts.METADATA_FILE).read_text())
     assert meta["config"]["model"] == "lstm" and meta["max_len"] == 32 and meta["vocab_size"] == 64
     assert "accuracy" in meta["metrics"] and "tensorflow" in meta["versions"]
+    assert "predictions" not in meta["metrics"]  # per-review test predictions stay in the run dir
 
 
 def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):

@@ -280,7 +280,7 @@ def read_parity_csv(path: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SENTIMENT_PARITY_CSV"), reason="set SENTIMENT_PARITY_CSV to a text,label CSV(.gz)")
 def test_every_review_of_a_csv_gives_the_in_graph_ids():
-    """Exact ids on real reviews, e.g. SENTIMENT_PARITY_CSV=../shared/data/imdb_train.csv.gz (about a minute)."""
+    """Exact ids on real reviews, e.g. SENTIMENT_PARITY_CSV=path/to/imdb_train.csv.gz (about a minute)."""
     texts = read_parity_csv(os.environ["SENTIMENT_PARITY_CSV"])
     assert texts, "the CSV holds no reviews"
     assert_same_ids(texts, 800, "tail", size=20000, ngram_size=200000)
