@@ -101,6 +101,7 @@ def setup_logging(verbose: bool = True) -> None:
     )
     logging.captureWarnings(True)
     quiet_tensorflow_logger()
+    logging.getLogger("absl").setLevel(logging.WARNING)  # tf.distribute's per-epoch "Sharding callback duration"
 
 
 def quiet_tensorflow_logger() -> None:

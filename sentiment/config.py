@@ -16,6 +16,8 @@ from sentiment.errors import ConfigError
 TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
 READOUTS = ("last", "mean")  # what the classifier reads from the recurrent layer
 XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with XLA
+DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.distribute)
+STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 
 
 def _field(default: Any, help: str) -> Any:
@@ -52,6 +54,9 @@ class Config:
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     refit: bool = _field(False, "after early stopping picks the epoch count, retrain from scratch on train + validation for that many epochs")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
+    distribute: str = _field("off", "tf.distribute: off (one device), mirrored (all GPUs of this machine, else its CPUs), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), auto (mirrored when several GPUs are visible); --batch-size is per replica")
+    stream: str = _field("auto", "read CSV reviews with tf.data instead of into memory: on, off, or auto (on for a glob of shards or files over 256 MB); splits then go by a hash of each review")
+    stream_sample: int = _field(200_000, "with --stream: vocabularies are learned from the first this many training reviews and the report scores the first this many test reviews (bounded memory)")
     jit_compile: str = _field("off", "XLA: auto (on for CPU-only machines; off on a GPU, where cuDNN's fused LSTM kernel is faster and excludes XLA), on or off")
 
     def __post_init__(self) -> None:
@@ -62,6 +67,9 @@ class Config:
             ("truncate", self.truncate in TRUNCATIONS, " or ".join(TRUNCATIONS)),
             ("readout", self.readout in READOUTS, " or ".join(READOUTS)),
             ("jit_compile", self.jit_compile in XLA_CHOICES, " or ".join(XLA_CHOICES)),
+            ("distribute", self.distribute in DISTRIBUTE_CHOICES, " or ".join(DISTRIBUTE_CHOICES)),
+            ("stream", self.stream in STREAM_CHOICES, " or ".join(STREAM_CHOICES)),
+            ("stream_sample", self.stream_sample >= 1, "at least 1"),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
             ("units", self.units >= 1, "at least 1"),
             ("ngram_vocab_size", self.ngram_vocab_size == 0 or self.ngram_vocab_size >= 3, "0 (no wide branch) or at least 3"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +31,9 @@ SPLITS = ("test", "validation", "train", "all")
 def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over (inputs, labels) batches: return labels int32 [n] and P(positive) float32 [n]."""
     labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in ds]).astype(np.int32)
-    probs = model.predict(ds.map(lambda inputs, y: inputs), verbose=0)
+    with warnings.catch_warnings():  # a streamed split has no known length: Keras finds its end by running out
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        probs = model.predict(ds.map(lambda inputs, y: inputs), verbose=0)
     return labels, np.asarray(probs, dtype=np.float32).reshape(-1)
 
 

@@ -5,8 +5,10 @@ The run directory's layout is described in :mod:`sentiment.rundir`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,8 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, evaluation, input_pipeline, metrics, models, preprocessing, report, training
+from sentiment import artifacts, distribute, evaluation, input_pipeline, metrics, models, preprocessing, report, training
 from sentiment.config import Config
+from sentiment.errors import ConfigError, DataError, first_line
+from sentiment.input_pipeline import Splits, Stream
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -68,16 +72,16 @@ def save_model(model: keras.Model, path: Path) -> None:
         model.save(tmp)
 
 
-def throughput(history: list[dict[str, float]], reviews: int, tokens: int) -> dict[str, float]:
-    """Return wall time and training speed in reviews/s and tokens/s over all finished epochs."""
+def throughput(history: list[dict[str, float]], reviews: int | None, tokens: int | None) -> dict[str, float]:
+    """Return wall time and training speed in reviews/s and tokens/s over all finished epochs (None where not counted: streams)."""
     train_seconds = sum(row.get("train_seconds", 0.0) for row in history)
     return {
         "epochs": len(history),
         "wall_seconds": round(sum(row.get("epoch_seconds", 0.0) for row in history), 2),
         "train_seconds": round(train_seconds, 2),
         "epoch_seconds": [round(row.get("epoch_seconds", 0.0), 2) for row in history],
-        "reviews_per_second": round(reviews * len(history) / train_seconds, 1) if train_seconds else None,
-        "tokens_per_second": round(tokens * len(history) / train_seconds, 1) if train_seconds else None,
+        "reviews_per_second": round(reviews * len(history) / train_seconds, 1) if train_seconds and reviews else None,
+        "tokens_per_second": round(tokens * len(history) / train_seconds, 1) if train_seconds and tokens else None,
     }
 
 
@@ -91,40 +95,118 @@ def run(
     """Train, evaluate and save one model as ``config`` describes; return the run directory.
 
     Seeding is the caller's (the entry point's) job: see ``training.seed_everything``.
+    Under ``--distribute multi_worker`` every worker calls this; only the chief writes ``run_dir``.
     """
+    strategy = distribute.make_strategy(config)  # first: collective ops are set up before any other op runs
+    if distribute.is_multi_worker(strategy):
+        if run_dir is None:
+            raise ConfigError("--distribute multi_worker needs --run-dir: the same path for every worker")
+        if config.refit:
+            raise ConfigError("--refit is not supported with --distribute multi_worker")
+    if config.refit and input_pipeline.should_stream(config):
+        raise ConfigError("--refit needs the reviews in memory; use --stream off")
     run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
+    if not distribute.is_chief(strategy):
+        return train_as_worker(config, run_dir, strategy)
     run_dir.check_can_train(config)
     training.log_devices()
-    splits = preprocessing.load_clean_splits(config)  # before the run dir exists: bad data leaves nothing behind
-    with run_dir.lock():
+    splits = load_data(config)  # before the run dir exists: bad data leaves nothing behind
+    with run_dir.lock(), input_pipeline.stream_errors_explained(config.data):
         run_dir.check_can_train(config)  # again: another process may have claimed it meanwhile
         record_run(run_dir, config, argv)
         log.info("run dir %s, config %s", run_dir, config.to_dict())
-        train_and_report(config, run_dir, splits, verbose, extra_callbacks)
+        train_and_report(config, run_dir, splits, verbose, extra_callbacks, strategy)
     return run_dir.path
 
 
+def load_data(config: Config) -> Splits:
+    """Return the configured reviews: in memory, or (streamed CSV) train and validation streams and the test stream."""
+    if not input_pipeline.should_stream(config):
+        return preprocessing.load_clean_splits(config)
+    return Splits(*input_pipeline.load_streams(config))
+
+
+def vocabulary_sample(splits: Splits, config: Config) -> list[str]:
+    """Return the training reviews the vocabularies are learned from: all in memory, the first ``stream_sample`` of a stream."""
+    if not isinstance(splits.train, Stream):
+        return splits.train.texts
+    sample = splits.train.head(config.stream_sample)
+    if len(np.unique(sample.labels)) < 2:
+        raise DataError(f"the first {len(sample)} training reviews of {config.data} hold fewer than two classes")
+    return sample.texts
+
+
+def train_as_worker(config: Config, chief_run: RunDir, strategy: tf.distribute.Strategy) -> Path:
+    """Train as a non-chief worker: the same steps as the chief, writing only to a scratch directory removed afterwards."""
+    if chief_run.is_finished():  # the chief refuses it too
+        raise ConfigError(f"{chief_run} holds a finished run; choose another --run-dir")
+    splits = load_data(config)
+    with tempfile.TemporaryDirectory(prefix=f"worker-{distribute.worker_index(strategy)}-") as scratch, \
+            input_pipeline.stream_errors_explained(config.data):
+        run = RunDir(Path(scratch))
+        preprocessor, ngram_idf = prepare_preprocessing(run, vocabulary_sample(splits, config), config)
+        with strategy.scope():
+            classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+        try:
+            fit_distributed(classifier, splits, preprocessor, config, run, chief_run, strategy)
+        except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as e:
+            raise DataError(f"lost the other workers ({' '.join(first_line(e).split())[:200]}); see the chief's log") from e
+    return chief_run.path
+
+
+def fit_distributed(classifier: keras.Model, splits: Splits, preprocessor: keras.Model, config: Config, run: RunDir,
+                    chief_run: RunDir, strategy: tf.distribute.Strategy) -> training.FitResult:
+    """Run the multi-worker loop on this worker's shards of the train and validation reviews."""
+
+    def shards(source: input_pipeline.Source, make: Callable) -> distribute.DatasetFn:
+        def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            part = input_pipeline.shard(source, context.num_input_pipelines, context.input_pipeline_id)
+            return make(part, preprocessor, config)
+
+        return dataset
+
+    return distribute.fit_multi_worker(classifier, shards(splits.train, input_pipeline.make_train_dataset),
+                                       shards(splits.validation, input_pipeline.make_eval_dataset), config, run, chief_run, strategy)
+
+
 def train_and_report(
-    config: Config, run: RunDir, splits: input_pipeline.Splits, verbose: int, extra_callbacks: list | None
+    config: Config, run: RunDir, splits: Splits, verbose: int, extra_callbacks: list | None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> None:
     """Fit (or resume) the classifier, optionally refit it on train + validation, save, evaluate and report."""
-    preprocessor, ngram_idf = prepare_preprocessing(run, splits.train.texts, config)
+    strategy = strategy or tf.distribute.get_strategy()
+    started = time.perf_counter()
+    preprocessor, ngram_idf = prepare_preprocessing(run, vocabulary_sample(splits, config), config)
+    preprocessing_seconds = time.perf_counter() - started
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
-    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config, fixed_shapes=xla)
-    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, config, fixed_shapes=xla)
-    train_tokens = int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
+    # --batch-size is per replica; tf.data batches hold one step of all replicas of this machine.
+    data_config = dataclasses.replace(config, batch_size=config.batch_size * strategy.num_replicas_in_sync)
+    if distribute.is_multi_worker(strategy):
+        data_config = config  # each worker's pipeline batches per replica (distribute_datasets_from_function)
+    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, data_config, fixed_shapes=xla)
+    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
+    streamed = isinstance(splits.train, Stream)
+    train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
 
-    classifier = models.compile_model(models.build_model(config, ngram_idf), config)
-    # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
-    refit_classifier = models.compile_model(models.build_model(config, ngram_idf), config) if config.refit else None
+    with strategy.scope():
+        classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+        # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
+        refit_classifier = models.compile_model(models.build_model(config, ngram_idf), config) if config.refit else None
     log.info("%s: %d parameters; %s; XLA %s", config.model, classifier.count_params(), models.describe_kernel(classifier),
              "on" if classifier.jit_compile else "off")
     started = time.perf_counter()
-    result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
+    if distribute.is_multi_worker(strategy):
+        result = fit_distributed(classifier, splits, preprocessor, config, run, run, strategy)
+        classifier = models.load_model(run.checkpoint)  # the best epoch, as a single-device model for evaluation
+    else:
+        result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
+    if streamed:  # the report reads test reviews into memory: at most stream_sample of them
+        splits = Splits(splits.train, splits.validation, splits.test.head(config.stream_sample))
     # Validation figures are the early-stopped model's: a refit model has trained on those reviews.
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
-    training_info = {**throughput(result.history, len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1}
+    training_info = {**throughput(result.history, None if streamed else len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1,
+                     "preprocessing_seconds": round(preprocessing_seconds, 2)}  # vocabularies (learned, or reloaded on resume)
     test_ds = input_pipeline.make_eval_dataset(splits.test, preprocessor, config, fixed_shapes=xla)
     if config.refit:
         # Kept so the report shows what the refit changed on the same test reviews.
@@ -141,7 +223,8 @@ def train_and_report(
         model=config.model,
         split="test",
         validation=metrics.classification_metrics(val_labels, val_probs),
-        data={"source": config.data, "sizes": splits.sizes(), "train_tokens": train_tokens},
+        data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
+              "sizes": {"validation": len(val_labels), "test": len(splits.test)} if streamed else splits.sizes()},
         training=training_info,
         parameters=int(classifier.count_params()),
         seed=config.seed,

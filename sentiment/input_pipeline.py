@@ -1,8 +1,11 @@
 """IMDB reviews from TFDS, a CSV file or the Stanford aclImdb layout, into tf.data.
 
-Every source is read into the same in-memory :class:`Splits` (IMDB is small:
-50k reviews, ~65 MB), then streamed through tf.data batches in which the model's
-own preprocessing layer (``sentiment.preprocessing``) turns text into token ids.
+Sources of IMDB's size (50k reviews, ~65 MB) are read into the same in-memory
+:class:`Splits`. A large CSV, or a glob of CSV shards, is streamed instead: each
+:class:`Stream` is re-read by tf.data on every pass and its reviews are assigned to
+train/validation/test by a seeded hash of their text, so nothing grows with the corpus
+but the test split the report reads. Either way tf.data batches go through the
+model's own preprocessing layer (``sentiment.preprocessing``), text → token ids.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import glob
 import gzip
 import logging
 import queue
@@ -43,6 +47,10 @@ TFDS_ALTERNATIVES = "or pass --data a CSV file (text,label), an aclImdb folder o
 # 60-token review is not padded to 500.
 BUCKET_BOUNDARIES = (32, 64, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 1024)
 _ENCODE_CHUNK = 512  # reviews preprocessed per parallel map call
+STREAM_AUTO_BYTES = 256 * 2**20  # --stream auto: a CSV source larger than this is streamed
+STREAM_SHUFFLE_BUFFER = 20_000  # reviews; a streamed epoch is shuffled within this window
+HASH_BUCKETS = 10_000  # resolution of the hash split (0.01 % of the reviews)
+STREAM_ERROR = "streamed CSV"  # tags in-graph data errors so they surface as one-line DataErrors
 # Under XLA every new batch shape is a new compilation (seconds each): id rows are padded to
 # the next power of two (token ids: at most max_len), a few shapes instead of one per batch.
 XLA_WIDTHS = tuple(2**k for k in range(6, 17))
@@ -74,6 +82,139 @@ class Splits:
     def items(self) -> list[tuple[str, Split]]:
         """Return (name, split) pairs in train, validation, test order."""
         return [("train", self.train), ("validation", self.validation), ("test", self.test)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One split of a streamed CSV source (one file or shards): read by tf.data on each pass, never held in memory."""
+
+    files: tuple[str, ...]
+    part: str  # train, validation or test
+    val_fraction: float
+    test_fraction: float
+    seed: int
+    shard_count: int = 1  # with several workers, each reads every shard_count-th review of its part
+    shard_index: int = 0
+
+    def records(self) -> tf.data.Dataset:
+        """Yield (text tf.string [], label float32 []) of this part, in file order."""
+        low, high = hash_range(self.part, self.val_fraction, self.test_fraction)
+
+        def in_part(text: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+            bucket = tf.strings.to_hash_bucket_strong(text, HASH_BUCKETS, key=[self.seed, 0])
+            return (bucket >= low) & (bucket < high)
+
+        ds = csv_records(self.files).filter(in_part)
+        return ds.shard(self.shard_count, self.shard_index) if self.shard_count > 1 else ds
+
+    def head(self, n: int = 0) -> Split:
+        """Read the first ``n`` reviews of this part into memory (all of them for 0)."""
+        ds = self.records().take(n) if n else self.records()
+        texts, labels = [], []
+        for batch_texts, batch_labels in ds.batch(4096).as_numpy_iterator():
+            texts += [t.decode("utf-8", errors="replace") for t in batch_texts]
+            labels.append(batch_labels.astype(np.int32))
+        return Split(texts, np.concatenate(labels) if labels else np.zeros(0, np.int32))
+
+    def sharded(self, count: int, index: int) -> "Stream":
+        """Return worker ``index`` of ``count``'s share of this part."""
+        return dataclasses.replace(self, shard_count=count, shard_index=index)
+
+
+def hash_range(part: str, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Return the [low, high) hash buckets of ``part``: test first, then validation, the rest trains."""
+    test_end = int(round(test_fraction * HASH_BUCKETS))
+    val_end = test_end + int(round(val_fraction * HASH_BUCKETS))
+    return {"test": (0, test_end), "validation": (test_end, val_end), "train": (val_end, HASH_BUCKETS)}[part]
+
+
+def csv_files(source: str) -> list[str]:
+    """Return the CSV files ``source`` names (a path or a glob of .csv/.csv.gz shards), sorted; DataError if none."""
+    files = sorted(glob.glob(str(Path(source).expanduser()))) if glob.has_magic(source) else [str(Path(source).expanduser())]
+    files = [f for f in files if Path(f).is_file()]
+    if not files:
+        raise DataError(f"no CSV file matches {source}" if glob.has_magic(source) else f"data not found: {source}")
+    bad = [f for f in files if not f.endswith((".csv", ".csv.gz"))]
+    if bad:
+        raise DataError(f"{bad[0]} is not a .csv or .csv.gz file")
+    return files
+
+
+def should_stream(config: Config) -> bool:
+    """Return True when ``config.data`` is read by tf.data: --stream on, or auto for a glob or a CSV over 256 MB."""
+    source = config.data
+    is_csv = glob.has_magic(source) or source.endswith((".csv", ".csv.gz"))
+    if config.stream == "off" or not is_csv:
+        if config.stream == "on" and not is_csv:
+            raise DataError(f"--stream on reads CSV files only; {source} is not one")
+        return False
+    if config.stream == "on" or glob.has_magic(source):
+        return True
+    path = Path(source).expanduser()
+    return path.is_file() and path.stat().st_size > STREAM_AUTO_BYTES  # a missing file: the in-memory loader says so
+
+
+def load_streams(config: Config) -> tuple[Stream, Stream, Stream]:
+    """Return the train, validation and test streams of a CSV source, after checking each file's header."""
+    files = tuple(csv_files(config.data))
+    columns = {csv_columns(Path(f)) for f in files}
+    if len(columns) > 1:
+        raise DataError(f"the CSV shards of {config.data} have different columns")
+    streams = tuple(Stream(files, part, config.val_fraction, config.test_fraction, config.seed) for part in ("train", "validation", "test"))
+    log.info("data %s: streaming %d file(s)", config.data, len(files))
+    return streams
+
+
+def csv_columns(path: Path) -> tuple[int, int, int]:
+    """Return (text column, label column, number of columns) of a CSV's header; DataError naming what is wrong."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError as e:
+        raise DataError(f"CSV {path} is not UTF-8 text; re-save it as UTF-8") from e
+    except (OSError, EOFError, csv.Error, zlib.error) as e:
+        raise DataError(f"cannot read CSV {path}: {e}") from e
+    if not header:
+        raise DataError(f"CSV {path} is empty")
+    missing = [c for c in ("text", "label") if c not in header]
+    if missing:
+        raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(header)})")
+    return header.index("text"), header.index("label"), len(header)
+
+
+def csv_records(files: tuple[str, ...]) -> tf.data.Dataset:
+    """Read (text, label float32) from CSV files with tf.data's own CSV reader (quoted newlines and "" escapes included)."""
+    text_col, label_col, _ = csv_columns(Path(files[0]))
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    if any(f.endswith(".gz") != files[0].endswith(".gz") for f in files):
+        raise DataError("the CSV shards must all be gzipped or all plain")
+    ds = tf.data.experimental.CsvDataset(list(files), [tf.string, tf.string], header=True, compression_type=compression,
+                                         select_cols=sorted([text_col, label_col]))
+    if text_col > label_col:
+        ds = ds.map(lambda label, text: (text, label))
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(list(LABELS), list(LABELS.values())), default_value=-1)
+
+    def parse(text: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        value = table.lookup(tf.strings.lower(tf.strings.strip(label)))
+        check = tf.debugging.Assert(value >= 0, [f"{STREAM_ERROR}: a label is not one of {', '.join(LABELS)}:", label])
+        with tf.control_dependencies([check]):
+            return text, tf.cast(value, tf.float32)
+
+    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@contextlib.contextmanager
+def stream_errors_explained(source: str) -> Iterator[None]:
+    """Turn a malformed row met while streaming (a TF error deep in an epoch) into a one-line DataError."""
+    try:
+        yield
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        message = " ".join(str(e.message).split())
+        for marker in (STREAM_ERROR, "Expect ", "Unquoted", "Quote", "Invalid UTF-8"):  # ours, then CsvDataset's
+            if marker in message:
+                raise DataError(f"cannot stream {source}: {message[message.index(marker):][:300]}") from e
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -331,22 +472,52 @@ def token_count(features: Features) -> tf.Tensor:
     return tf.shape(features[TOKEN_IDS] if isinstance(features, dict) else features)[0]
 
 
-def encode(split: Split, preprocess: Encoder) -> tf.data.Dataset:
-    """Yield (features, label float32 []) per review, preprocessed in parallel batches, padding removed."""
-    ds = tf.data.Dataset.from_tensor_slices((split.texts, split.labels.astype(np.float32)))
+Source = Split | Stream  # reviews in memory, or a streamed CSV split
+
+
+def records(source: Source) -> tf.data.Dataset:
+    """Yield (text tf.string [], label float32 []) of a split."""
+    if isinstance(source, Stream):
+        return source.records()
+    return tf.data.Dataset.from_tensor_slices((source.texts, source.labels.astype(np.float32)))
+
+
+def encode(source: Source | tf.data.Dataset, preprocess: Encoder) -> tf.data.Dataset:
+    """Yield (features, label float32 []) per review, preprocessed in parallel batches, padding removed.
+
+    Streamed reviews left with no token by standardization are dropped here (in memory they
+    were dropped on loading): a fully masked row breaks cuDNN.
+    """
+    ds = source if isinstance(source, tf.data.Dataset) else records(source)
     ds = ds.batch(_ENCODE_CHUNK).map(lambda t, y: (preprocess(t), y), num_parallel_calls=tf.data.AUTOTUNE)
     # Rows come back padded to the longest of their chunk.
-    return ds.unbatch().map(lambda x, y: (tf.nest.map_structure(trim_padding, x), y))
+    ds = ds.unbatch().map(lambda x, y: (tf.nest.map_structure(trim_padding, x), y))
+    return ds.filter(lambda x, y: token_count(x) > 0) if isinstance(source, Stream) else ds
 
 
-def make_train_dataset(split: Split, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
+def shard(source: Source, count: int, index: int) -> Source:
+    """Return worker ``index`` of ``count``'s share of a split (every count-th review)."""
+    if count == 1:
+        return source
+    if isinstance(source, Stream):
+        return source.sharded(count, index)
+    return Split(source.texts[index::count], source.labels[index::count])
+
+
+def make_train_dataset(split: Source, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
     """Shuffled (seeded), length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32.
 
+    In memory the encoded reviews are cached and shuffled whole; a stream is shuffled within
+    a window of STREAM_SHUFFLE_BUFFER reviews and encoded anew each epoch (flat memory).
     ``fixed_shapes`` pads each batch to its bucket's width instead of its longest review,
     so an XLA-compiled step sees a bounded set of shapes.
     """
-    ds = encode(split, preprocess).cache()
-    ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
+    if isinstance(split, Stream):
+        shuffled = records(split).shuffle(STREAM_SHUFFLE_BUFFER, seed=config.seed, reshuffle_each_iteration=True)
+        ds = encode(shuffled, preprocess).filter(lambda x, y: token_count(x) > 0)
+    else:
+        ds = encode(split, preprocess).cache()
+        ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda x, y: token_count(x),
@@ -357,8 +528,11 @@ def make_train_dataset(split: Split, preprocess: Encoder, config: Config, fixed_
     return with_fixed_shapes(ds, config).prefetch(tf.data.AUTOTUNE) if fixed_shapes else ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_eval_dataset(split: Split, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
-    """Batches in the split's order (so predictions align with labels), padded per batch, of known length."""
+def make_eval_dataset(split: Source, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
+    """Batches in the split's order (so predictions align with labels), padded per batch (in memory: cached, of known length)."""
+    if isinstance(split, Stream):
+        ds = encode(split, preprocess).padded_batch(config.batch_size)
+        return (with_fixed_shapes(ds, config) if fixed_shapes else ds).prefetch(tf.data.AUTOTUNE)
     ds = encode(split, preprocess).cache().padded_batch(config.batch_size)
     if fixed_shapes:
         ds = with_fixed_shapes(ds, config)

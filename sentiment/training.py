@@ -112,6 +112,16 @@ def read_history_file(path: Path) -> list[dict[str, float]]:
         raise ModelError(f"{path} is unreadable ({e})") from e
 
 
+def write_history_row(path: Path, row: dict[str, float]) -> None:
+    """Append one epoch's row to a CSVLogger-style file (header first when new), as a custom loop's CSVLogger."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted(row, key=lambda k: (k != "epoch", k)))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def epochs_backed_up(run: RunDir) -> int:
     """Return how many epochs the run's BackupAndRestore state holds (0 if none)."""
     return epochs_in_backup(run.backup)

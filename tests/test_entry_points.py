@@ -223,6 +223,29 @@ def test_train_logs_hold_no_keras_data_warnings(tmp_path, capsys, csv_path, capl
     assert not any("ran out of data" in text for text in shown)
 
 
+def test_train_streams_csv_shards_end_to_end_without_data_warnings(tmp_path, capsys, caplog):
+    rows = make_reviews(300)
+    for i in range(3):
+        write_csv(tmp_path / f"part-{i}.csv.gz", rows[i::3])
+    run = RunDir(tmp_path / "r")
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO"):
+        warnings.simplefilter("always")
+        code, out, err = run_entry("train.py", ["--data", str(tmp_path / "part-*.csv.gz"), "--run-dir", str(run.path), "--epochs", "2",
+                                                "--learning-rate", "0.02", *TINY], capsys)
+    assert code == 0, err
+    assert not any("ran out of data" in text for text in [str(w.message) for w in caught] + [caplog.text, err])
+    data = json.loads(run.metrics.read_text())["data"]
+    assert data["streamed"] and data["sizes"]["test"] > 0 and data["sizes"]["validation"] > 0
+
+
+def test_train_bad_label_deep_in_a_stream_is_one_line_error(tmp_path, capsys):
+    data = write_csv(tmp_path / "r.csv", make_reviews(300) + [("a fine film", "meh")])
+    code, out, err = run_entry("train.py", ["--data", str(data), "--stream", "on", "--run-dir", str(tmp_path / "r"), "--epochs", "1", *TINY],
+                               capsys)
+    assert_one_line_error(code, err, "label is not one of")
+    assert "meh" in err
+
+
 # ---------------------------------------------------------------------------
 # evaluate.py and export_model.py on broken runs
 

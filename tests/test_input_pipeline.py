@@ -252,3 +252,72 @@ def test_pad_width_picks_the_next_width_and_keeps_overlong_rows():
     assert ip.pad_width(tf.ones((2, 3), tf.int32), widths).shape == (2, 4)
     assert ip.pad_width(tf.ones((2, 8), tf.int32), widths).shape == (2, 8)
     assert ip.pad_width(tf.ones((2, 11), tf.int32), widths).shape == (2, 11)  # beyond the largest: unchanged
+
+
+# ---------------------------------------------------------------------------
+# Streamed CSV sources
+
+
+def write_shards(folder: Path, rows: list[tuple[str, object]], count: int) -> str:
+    """Write ``rows`` as ``count`` gzipped CSV shards; return their glob."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        write_csv(folder / f"part-{i:03d}.csv.gz", rows[i::count])
+    return str(folder / "part-*.csv.gz")
+
+
+def stream_texts(config) -> dict[str, list[str]]:
+    """Return the reviews of each streamed part, in order."""
+    return {s.part: s.head().texts for s in ip.load_streams(config)}
+
+
+def test_streamed_split_is_seeded_disjoint_complete_and_the_same_for_shards(tmp_path, tiny_config):
+    rows = make_reviews(400)
+    single = write_csv(tmp_path / "all.csv", rows)
+    parts = stream_texts(tiny_config(data=str(single), stream="on"))
+    assert parts == stream_texts(tiny_config(data=str(single), stream="on"))  # deterministic, no shuffle of the file
+    assert sorted(sum(parts.values(), [])) == sorted(t for t, _ in rows)  # every review in exactly one part
+    assert 40 <= len(parts["test"]) <= 120 and 40 <= len(parts["validation"]) <= 120  # 20 % each, by hash
+    sharded = stream_texts(tiny_config(data=write_shards(tmp_path / "shards", rows, 3), stream="on"))
+    assert {k: sorted(v) for k, v in sharded.items()} == {k: sorted(v) for k, v in parts.items()}  # a review's part is its text's
+    other_seed = stream_texts(tiny_config(data=str(single), stream="on", seed=7))
+    assert other_seed["test"] != parts["test"]
+
+
+def test_streamed_train_batches_hold_every_training_review(tmp_path, tiny_config):
+    from sentiment import preprocessing
+
+    config = tiny_config(data=str(write_csv(tmp_path / "r.csv", make_reviews(300) + [("... --- ...", 1)] * 20)), stream="on")
+    train, _, _ = ip.load_streams(config)
+    preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(train.head().texts, config))
+    batches = list(ip.make_train_dataset(train, preprocessor, config))
+    seen = sum(int(y.shape[0]) for _, y in batches)
+    wordless = sum(t == "... --- ..." for t in train.head().texts)
+    assert wordless and seen == len(train.head()) - wordless  # no word left after standardization: dropped
+    assert all(int(tf.reduce_min(tf.math.count_nonzero(x, axis=1))) > 0 for x, _ in batches)
+
+
+def test_stream_choice(tmp_path, tiny_config, csv_path, aclimdb_dir):
+    assert not ip.should_stream(tiny_config())  # a small CSV stays in memory
+    assert ip.should_stream(tiny_config(stream="on"))
+    assert ip.should_stream(tiny_config(data=write_shards(tmp_path / "s", make_reviews(20), 2)))  # a glob streams
+    with pytest.raises(DataError, match="reads CSV files only"):
+        ip.should_stream(tiny_config(data=str(aclimdb_dir), stream="on"))
+    with pytest.raises(DataError, match="no CSV file matches"):
+        ip.load_streams(tiny_config(data=str(tmp_path / "none-*.csv"), stream="on"))
+
+
+def test_bad_label_deep_in_a_stream_is_a_one_line_data_error(tmp_path, tiny_config):
+    rows = make_reviews(200) + [("a fine film", "meh")]
+    config = tiny_config(data=str(write_csv(tmp_path / "bad.csv", rows)), stream="on")
+    with pytest.raises(DataError, match=r"label is not one of .*meh"):
+        with ip.stream_errors_explained(config.data):
+            for stream in ip.load_streams(config):
+                stream.head()
+
+
+def test_shards_with_different_columns_are_refused(tmp_path, tiny_config):
+    write_csv(tmp_path / "a.csv", make_reviews(10))
+    write_csv(tmp_path / "b.csv", make_reviews(10), header=("label", "text"))
+    with pytest.raises(DataError, match="different columns"):
+        ip.load_streams(tiny_config(data=str(tmp_path / "*.csv")))

@@ -1,0 +1,238 @@
+"""Training on several devices or machines with ``tf.distribute``: which strategy, who writes, and the multi-worker loop.
+
+* ``off``: TensorFlow's default strategy (one device; cuDNN on a GPU).
+* ``mirrored``: ``MirroredStrategy`` over this machine's GPUs (or its logical CPUs), trained by
+  ``model.fit`` as usual.
+* ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``. Keras 3.15's
+  ``model.fit`` fails under it at the first step (tensorflow/tensorflow#72388), so these runs
+  use :func:`fit_multi_worker`, a custom loop over ``strategy.run`` with the same schedule,
+  early stopping, history and resume as ``training.fit``.
+
+``batch_size`` is per replica everywhere: the global batch is ``batch_size × replicas``.
+Only the chief writes the run directory; every other worker writes to a scratch directory
+and restores from the chief's backup on resume (the run directory must be on a filesystem
+all workers see).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sentiment.config import Config
+from sentiment.errors import ConfigError
+from sentiment.models import load_model
+from sentiment.rundir import RunDir
+from sentiment.training import FitResult, read_history, trim_history, write_history_row
+
+log = logging.getLogger(__name__)
+
+DatasetFn = Callable[[tf.distribute.InputContext], tf.data.Dataset]  # a worker's shard, per-replica batches
+
+
+def resolve(config: Config) -> str:
+    """Return the strategy ``config.distribute`` stands for on this machine (auto: mirrored with several GPUs)."""
+    if config.distribute != "auto":
+        return config.distribute
+    return "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "off"
+
+
+def make_strategy(config: Config) -> tf.distribute.Strategy:
+    """Create the run's strategy; call it before any TensorFlow op runs (collectives are set up at start-up)."""
+    kind = resolve(config)
+    if kind == "off":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    else:
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError("--distribute multi_worker needs the TF_CONFIG environment variable (cluster and this worker's task)")
+        check_tf_config(os.environ["TF_CONFIG"])
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    log.info("distribute %s: %d replica(s) in sync, global batch %d", kind, strategy.num_replicas_in_sync,
+             config.batch_size * strategy.num_replicas_in_sync)
+    return strategy
+
+
+def check_tf_config(text: str) -> None:
+    """Raise a ConfigError unless TF_CONFIG is JSON with a cluster and this process's task type and index."""
+    try:
+        value = json.loads(text)
+        cluster, task = value["cluster"], value["task"]
+        ok = isinstance(cluster, dict) and task["type"] in cluster and 0 <= int(task["index"]) < len(cluster[task["type"]])
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Return True for a MultiWorkerMirroredStrategy (trained by the custom loop)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Return True for the one process that writes the run directory (always, without several workers)."""
+    return strategy.extended.should_checkpoint
+
+
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """Return this worker's task index (0 without several workers)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(resolver.task_id) if resolver is not None and resolver.task_id is not None else 0
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """Return a short SHA-256 of all weights: equal on every worker after a synchronous step."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class LoopState:
+    """What a resumed multi-worker run takes up again: finished epochs and early-stopping state (checkpointed)."""
+
+    epoch: tf.Variable
+    best_loss: tf.Variable
+    wait: tf.Variable
+
+    @classmethod
+    def create(cls) -> "LoopState":
+        """Start at epoch 0 with no best loss yet."""
+        return cls(tf.Variable(0, dtype=tf.int64), tf.Variable(np.inf, dtype=tf.float64), tf.Variable(0, dtype=tf.int64))
+
+
+def make_steps(model: keras.Model, strategy: tf.distribute.Strategy, global_batch: int) -> tuple[Callable, Callable]:
+    """Return tf.functions running one epoch of training / evaluation over a distributed dataset.
+
+    Both return summed (loss × reviews, correct, reviews) over all workers. Workers whose
+    shard ran out get empty batches from the distributed iterator; the loss is divided by the
+    global batch (not the local one), so an empty batch adds nothing.
+    """
+
+    def batch_sums(x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, ...]:
+        probs = tf.reshape(tf.cast(model(x, training=training), tf.float32), [-1])
+        per_review = keras.losses.binary_crossentropy(y[:, None], probs[:, None])
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.cast(probs >= 0.5, tf.float32), y), tf.float32))
+        return per_review, correct
+
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        with tf.GradientTape() as tape:
+            per_review, correct = batch_sums(x, y, training=True)
+            loss = tf.nn.compute_average_loss(per_review, global_batch_size=global_batch)
+        # Dense: the embedding's sparse gradients have a different row count on every worker, which
+        # the all-gather of IndexedSlices inside a tf.function loop rejects (shape mismatch).
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
+        return tf.reduce_sum(per_review), correct, tf.cast(tf.size(y), tf.float32)
+
+    def eval_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        per_review, correct = batch_sums(x, y, training=False)
+        return tf.reduce_sum(per_review), correct, tf.cast(tf.size(y), tf.float32)
+
+    def run_over(step: Callable) -> Callable:
+        @tf.function
+        def epoch(dataset: tf.distribute.DistributedDataset) -> tf.Tensor:
+            totals = tf.zeros([3], tf.float32)
+            for x, y in dataset:
+                sums = strategy.run(step, args=(x, y))
+                totals += tf.stack([strategy.reduce("SUM", s, axis=None) for s in sums])
+            return totals
+
+        return epoch
+
+    return run_over(train_step), run_over(eval_step)
+
+
+def fit_multi_worker(
+    model: keras.Model,
+    train_fn: DatasetFn,
+    val_fn: DatasetFn,
+    config: Config,
+    run: RunDir,
+    restore_from: RunDir,
+    strategy: tf.distribute.Strategy,
+) -> FitResult:
+    """Train ``model`` (built under ``strategy``) until early stopping or ``config.epochs``, resumably; every worker calls it.
+
+    ``run`` is where this worker writes (the run dir on the chief, a scratch dir elsewhere);
+    ``restore_from`` is the chief's run, whose backup every worker resumes from.
+    """
+    with strategy.scope():
+        state = LoopState.create()
+        model.optimizer.build(model.trainable_variables)  # its slots exist before a restore and outside tf.function
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=state.epoch,
+                                     best_loss=state.best_loss, wait=state.wait)
+    manager = tf.train.CheckpointManager(checkpoint, run.backup, max_to_keep=2)
+    latest = tf.train.latest_checkpoint(restore_from.backup)
+    if latest:
+        checkpoint.restore(latest).expect_partial()
+        log.info("resuming %s after %d finished epoch(s)", restore_from, int(state.epoch.numpy()))
+    chief = is_chief(strategy)
+    if chief:
+        trim_history(run, int(state.epoch.numpy()))
+    train_epoch, eval_epoch = make_steps(model, strategy, config.batch_size * strategy.num_replicas_in_sync)
+    train_data = strategy.distribute_datasets_from_function(train_fn)
+    val_data = strategy.distribute_datasets_from_function(val_fn)
+    while not stopped(state, config):
+        epoch = int(state.epoch.numpy())
+        model.optimizer.learning_rate.assign(config.learning_rate * config.lr_decay**epoch)
+        started = time.perf_counter()
+        train = train_epoch(train_data).numpy()
+        train_end = time.perf_counter()
+        val = eval_epoch(val_data).numpy()
+        row = {"epoch": epoch, "accuracy": train[1] / train[2], "loss": train[0] / train[2],
+               "learning_rate": config.learning_rate * config.lr_decay**epoch,
+               "val_accuracy": val[1] / val[2], "val_loss": val[0] / val[2],
+               "train_seconds": train_end - started, "epoch_seconds": time.perf_counter() - started}
+        improved = row["val_loss"] < float(state.best_loss.numpy())
+        if improved:
+            state.best_loss.assign(row["val_loss"])
+            state.wait.assign(0)
+            if chief:
+                save_plain_copy(model, run.checkpoint)
+        else:
+            state.wait.assign_add(1)
+        if chief:  # history before the backup, as training.history_and_backup orders them
+            write_history_row(run.history, row)
+        state.epoch.assign_add(1)
+        manager.save()  # every worker: saving is collective; non-chiefs write to their scratch dir
+        log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f (%.1f s)", epoch + 1, row["loss"],
+                 row["accuracy"], row["val_loss"], row["val_accuracy"], row["epoch_seconds"])
+    log.info("worker %d: final weights fingerprint %s", worker_index(strategy), weights_fingerprint(model))
+    history = read_history(run) if chief else []
+    best = min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {"epoch": 0}
+    return FitResult(history=history, best_epoch=int(best["epoch"]))
+
+
+def stopped(state: LoopState, config: Config) -> bool:
+    """Return True once all epochs ran or validation loss has not improved for ``patience`` epochs (as EarlyStopping)."""
+    wait = int(state.wait.numpy())
+    return int(state.epoch.numpy()) >= config.epochs or (wait > 0 and wait >= config.patience)
+
+
+def save_plain_copy(model: keras.Model, path: Path) -> None:
+    """Save the weights of a distributed ``model`` as a plain ``.keras`` checkpoint (atomically), loadable without a strategy."""
+    from sentiment.artifacts import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_best(run: RunDir) -> keras.Model:
+    """Return the best checkpoint as a plain (single-device) model, for evaluation and export on the chief."""
+    return load_model(run.checkpoint)
