@@ -29,9 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sentiment.artifacts import atomic_path
 from sentiment.config import Config
 from sentiment.errors import ConfigError
-from sentiment.models import load_model
 from sentiment.rundir import RunDir
 from sentiment.training import FitResult, read_history, trim_history, write_history_row
 
@@ -226,13 +226,7 @@ def stopped(state: LoopState, config: Config) -> bool:
 
 def save_plain_copy(model: keras.Model, path: Path) -> None:
     """Save the weights of a distributed ``model`` as a plain ``.keras`` checkpoint (atomically), loadable without a strategy."""
-    from sentiment.artifacts import atomic_path
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         model.save(tmp)
 
-
-def load_best(run: RunDir) -> keras.Model:
-    """Return the best checkpoint as a plain (single-device) model, for evaluation and export on the chief."""
-    return load_model(run.checkpoint)

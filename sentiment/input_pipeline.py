@@ -25,7 +25,7 @@ import time
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -167,19 +167,9 @@ def load_streams(config: Config) -> tuple[Stream, Stream, Stream]:
 
 def csv_columns(path: Path) -> tuple[int, int, int]:
     """Return (text column, label column, number of columns) of a CSV's header; DataError naming what is wrong."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8", newline="") as f:
-            header = next(csv.reader(f), None)
-    except UnicodeDecodeError as e:
-        raise DataError(f"CSV {path} is not UTF-8 text; re-save it as UTF-8") from e
-    except (OSError, EOFError, csv.Error, zlib.error) as e:
-        raise DataError(f"cannot read CSV {path}: {e}") from e
-    if not header:
-        raise DataError(f"CSV {path} is empty")
-    missing = [c for c in ("text", "label") if c not in header]
-    if missing:
-        raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(header)})")
+    with csv_read_errors(path), open_csv(path) as f:
+        header = next(csv.reader(f), None)
+    check_columns(path, header)
     return header.index("text"), header.index("label"), len(header)
 
 
@@ -341,26 +331,41 @@ def load_csv(path: Path, val_fraction: float, test_fraction: float, seed: int) -
 def read_csv_rows(path: Path) -> list[tuple[str, int]]:
     """Read (text, label) rows from a CSV with ``text`` and ``label`` columns."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # reviews can exceed the 128 KiB default
-    opener = gzip.open if path.name.endswith(".gz") else open
     rows = []
+    with csv_read_errors(path), open_csv(path) as f:
+        reader = csv.DictReader(f)
+        check_columns(path, reader.fieldnames)
+        for row_number, row in enumerate(reader, start=1):
+            rows.append((row["text"] or "", parse_label(row["label"], path, row_number, reader.line_num)))
+    if not rows:
+        raise DataError(f"CSV {path} has a header but no reviews")
+    return rows
+
+
+def open_csv(path: Path) -> TextIO:
+    """Open a CSV file, gunzipping a .gz, as UTF-8 text for the csv module."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", newline="")
+
+
+@contextlib.contextmanager
+def csv_read_errors(path: Path) -> Iterator[None]:
+    """Turn the ways reading a CSV fails (not UTF-8, corrupt gzip, I/O) into one-line DataErrors."""
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames
-            if not columns:
-                raise DataError(f"CSV {path} is empty")
-            missing = [c for c in ("text", "label") if c not in columns]
-            if missing:
-                raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(columns)})")
-            for row_number, row in enumerate(reader, start=1):
-                rows.append((row["text"] or "", parse_label(row["label"], path, row_number, reader.line_num)))
+        yield
     except UnicodeDecodeError as e:
         raise DataError(f"CSV {path} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start} of a block); re-save it as UTF-8") from e
     except (OSError, EOFError, csv.Error, zlib.error) as e:
         raise DataError(f"cannot read CSV {path}: {e}") from e
-    if not rows:
-        raise DataError(f"CSV {path} has a header but no reviews")
-    return rows
+
+
+def check_columns(path: Path, columns: list[str] | None) -> None:
+    """Raise a DataError unless a CSV header names both a text and a label column."""
+    if not columns:
+        raise DataError(f"CSV {path} is empty")
+    missing = [c for c in ("text", "label") if c not in columns]
+    if missing:
+        raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(columns)})")
 
 
 def parse_label(value: str | None, path: Path, row: int, line: int) -> int:

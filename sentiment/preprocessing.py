@@ -137,11 +137,13 @@ def inverse_document_frequency(texts: list[str], config: Config, ngram_vocabular
     0 for padding, OOV and the unused slots of a vocabulary smaller than ``ngram_vocab_size``.
     """
     vectorizer = make_ngram_vectorizer(config, ngram_vocabulary[2:])
-    df = np.zeros(config.ngram_vocab_size, np.int64)
+    size = config.ngram_vocab_size
+    df = np.zeros(size, np.int64)
     for start in range(0, len(texts), ADAPT_BATCH):
-        ids = vectorizer(tf.constant(texts[start : start + ADAPT_BATCH])).numpy()
-        for row in ids:
-            df[np.unique(row)] += 1
+        ids = tf.cast(vectorizer(tf.constant(texts[start : start + ADAPT_BATCH])), tf.int64)
+        # One entry per (review, distinct id): the ids' document frequency in this batch.
+        present = tf.sparse.bincount(ids, minlength=size, maxlength=size, binary_output=True, axis=-1)
+        df += tf.math.bincount(tf.cast(present.indices[:, 1], tf.int32), minlength=size, maxlength=size, dtype=tf.int64).numpy()
     idf = np.log((1 + len(texts)) / (1 + df)) + 1
     idf[:2] = 0  # padding and out-of-vocabulary n-grams carry no evidence
     idf[len(ngram_vocabulary) :] = 0

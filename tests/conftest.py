@@ -40,6 +40,18 @@ def make_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return rows
 
 
+def wait_for_epochs(run_path: Path, epochs: int, procs: list, seconds: float) -> None:
+    """Wait until the run's history.csv holds ``epochs`` rows, a process ends, or ``seconds`` pass."""
+    import time
+
+    from sentiment import training
+    from sentiment.rundir import RunDir
+
+    deadline = time.time() + seconds
+    while len(training.read_history(RunDir(run_path))) < epochs and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+
+
 def write_csv(path: Path, rows: list[tuple[str, object]], header: tuple[str, str] = ("text", "label")) -> Path:
     """Write rows as a CSV (gzipped when the name ends in .gz)."""
     buf = io.StringIO()

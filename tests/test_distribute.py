@@ -9,12 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_reviews, write_csv
+from conftest import ROOT, make_reviews, wait_for_epochs, write_csv
 from sentiment import distribute, training
 from sentiment.errors import ConfigError
 from sentiment.models import make_config
@@ -113,9 +112,7 @@ def test_two_workers_on_loopback_train_alike_resume_after_sigkill_and_only_the_c
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run.path), "--epochs", str(epochs),
                "--patience", "9", "--distribute", "multi_worker", *TINY]
     procs = start_workers(command, free_ports(2), tmp_path)
-    deadline = time.time() + 120
-    while len(training.read_history(run)) < 2 and time.time() < deadline and all(p.poll() is None for p in procs):
-        time.sleep(0.05)
+    wait_for_epochs(run.path, 2, procs, 120)
     for p in procs:  # both workers die mid-run
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()

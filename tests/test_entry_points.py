@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_reviews, run_entry, write_aclimdb, write_csv
+from conftest import ROOT, make_reviews, run_entry, wait_for_epochs, write_aclimdb, write_csv
 from sentiment import cli, training
 from sentiment.rundir import RunDir
 
@@ -404,9 +404,7 @@ def test_sigkill_during_an_epoch_then_same_command_resumes(tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run.path), "--epochs", str(epochs),
                "--patience", "9", "--vocab-size", "200", "--units", "64", "--max-len", "64"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while len(training.read_history(run)) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_for_epochs(run.path, 2, [proc], 240)
     os.killpg(proc.pid, signal.SIGKILL)  # somewhere in epoch 3 (or just before its backup of epoch 2)
     proc.wait()
     done = training.epochs_backed_up(run)
