@@ -52,7 +52,7 @@ def make_serving_fn(model: keras.Model) -> tf.types.experimental.GenericFunction
     """Wrap an end-to-end model as a tf.function: text string [n] → probability float32 [n], label string [n].
 
     The model runs on ``SERVING_CHUNK`` reviews at a time, so a request of any size needs
-    the memory of one chunk (a wide model's TF-IDF rows are 0.8 MB per review).
+    the memory of one chunk.
     """
     chunk = SERVING_CHUNK
 

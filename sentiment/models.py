@@ -157,7 +157,11 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
 
 
 def use_xla(config: Config) -> bool:
-    """Return whether the train step is compiled with XLA, as ``config.jit_compile`` asks (auto: only without a GPU)."""
+    """Return whether the train step is compiled with XLA, as ``config.jit_compile`` asks (auto: only without a GPU; never for wide models)."""
+    if config.ngram_vocab_size:
+        if config.jit_compile == "on":
+            log.warning("XLA off: the wide branch's sparse TF-IDF has no XLA kernel")
+        return False
     if config.jit_compile != "auto":
         return config.jit_compile == "on"
     # XLA and cuDNN exclude each other for LSTM/GRU (keras-team/keras#18456): on a GPU the fused kernel wins.

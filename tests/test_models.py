@@ -117,7 +117,7 @@ def test_wide_branch_is_a_linear_tfidf_logit_added_before_the_sigmoid():
     model = wide_end_to_end(config, TEXTS)
     classifier = model.get_layer(config.model)
     texts = tf.constant(TEXTS)
-    features = classifier.get_layer("ngram_tfidf")(model.get_layer("preprocessor")(texts)[input_pipeline.NGRAM_IDS]).numpy()
+    features = tf.sparse.to_dense(classifier.get_layer("ngram_tfidf")(model.get_layer("preprocessor")(texts)[input_pipeline.NGRAM_IDS])).numpy()
     # Silence the recurrent branch: what is left is logistic regression on the TF-IDF features.
     dense = classifier.get_layer("deep_logit")
     dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])

@@ -133,7 +133,7 @@ def test_ngram_tfidf_matches_scikit_learn(csv_path, tiny_config):
     assert 3 < len(ngrams) <= 150 and any(" " in g for g in ngrams)  # bigrams made it in
     idf = preprocessing.inverse_document_frequency(texts, config, ngrams)
     ids = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(texts, config), ngrams)(tf.constant(texts))
-    ours = preprocessing.NgramTfIdf(config.ngram_vocab_size, 1.0, idf)(ids[ip.NGRAM_IDS]).numpy()
+    ours = tf.sparse.to_dense(preprocessing.NgramTfIdf(config.ngram_vocab_size, 1.0, idf)(ids[ip.NGRAM_IDS])).numpy()
     sklearn = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+", lowercase=False, vocabulary=ngrams[2:])
     theirs = sklearn.fit_transform(preprocessing.standardize_texts(texts)).toarray()
     # Padding, OOV and unused slots have idf 0, so like scikit-learn's the norm covers known n-grams only.

@@ -142,3 +142,12 @@ def test_xla_auto_means_off_on_a_gpu(tiny_config, monkeypatch):
     assert not models.use_xla(tiny_config(jit_compile="auto"))
     monkeypatch.setattr(models, "gpu_available", lambda: False)
     assert models.use_xla(tiny_config(jit_compile="auto")) and not models.use_xla(tiny_config(jit_compile="off"))
+
+
+def test_wide_models_never_use_xla(tiny_config, caplog):
+    """The wide branch's sparse bincount has no XLA kernel: asking for XLA warns and trains without it."""
+    from sentiment import models
+
+    assert not models.use_xla(tiny_config("wide_lstm", ngram_vocab_size=500, jit_compile="auto"))
+    assert not models.use_xla(tiny_config("wide_lstm", ngram_vocab_size=500, jit_compile="on"))
+    assert "no XLA kernel" in caplog.text
