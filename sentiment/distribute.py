@@ -93,6 +93,18 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
     return int(resolver.task_id) if resolver is not None and resolver.task_id is not None else 0
 
 
+def pipeline_config(config: Config, strategy: tf.distribute.Strategy) -> Config:
+    """Return ``config`` with the batch size of this process's tf.data batches.
+
+    ``--batch-size`` is per replica. One machine's pipeline feeds all its replicas, so its
+    batches hold ``batch_size × replicas``; each worker of a multi-worker run has its own
+    pipeline of per-replica batches (``distribute_datasets_from_function``).
+    """
+    if is_multi_worker(strategy):
+        return config
+    return dataclasses.replace(config, batch_size=config.batch_size * strategy.num_replicas_in_sync)
+
+
 def weights_fingerprint(model: keras.Model) -> str:
     """Return a short SHA-256 of all weights: equal on every worker after a synchronous step."""
     digest = hashlib.sha256()

@@ -5,7 +5,6 @@ The run directory's layout is described in :mod:`sentiment.rundir`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import tempfile
@@ -179,10 +178,7 @@ def train_and_report(
     preprocessor, ngram_idf = prepare_preprocessing(run, vocabulary_sample(splits, config), config)
     preprocessing_seconds = time.perf_counter() - started
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
-    # --batch-size is per replica; tf.data batches hold one step of all replicas of this machine.
-    data_config = dataclasses.replace(config, batch_size=config.batch_size * strategy.num_replicas_in_sync)
-    if distribute.is_multi_worker(strategy):
-        data_config = config  # each worker's pipeline batches per replica (distribute_datasets_from_function)
+    data_config = distribute.pipeline_config(config, strategy)
     train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, data_config, fixed_shapes=xla)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
     streamed = isinstance(splits.train, Stream)
@@ -211,7 +207,7 @@ def train_and_report(
     if config.refit:
         # Kept so the report shows what the refit changed on the same test reviews.
         early_stopped = metrics.classification_metrics(splits.test.labels, evaluation.predict_dataset(classifier, test_ds)[1])
-        training_info["refit"] = refit_on_all_labelled(config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose)
+        training_info["refit"] = refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose)
         classifier = refit_classifier
         training_info["refit"]["test_accuracy_before"] = early_stopped["accuracy"]
         training_info["wall_seconds"] = round(training_info["wall_seconds"] + training_info["refit"]["wall_seconds"], 2)
