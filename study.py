@@ -1,8 +1,10 @@
-"""Measure the SimpleRNN → LSTM claim on finished runs: gradient flow, a long-range probe, length buckets.
+"""Measure the SimpleRNN → LSTM claim: gradient flow, synthetic probes over seeds, real reviews by length.
 
-    python study.py --run simple_rnn=runs/simple_rnn --run lstm=runs/lstm --out docs/study
+    python study.py --run simple_rnn=runs/simple_rnn --run lstm=runs/lstm --run lstm_chrono=runs/lstm_chrono
 
-Writes gradient_flow.png, long_range_probe.png, length_buckets.png, study.json and study.md.
+Writes gradient_flow.png, probes.png, recipes.png, length_buckets.png, study.json and study.md
+into --out. The first --run is the reference of the paired length-bucket comparison.
+--redraw redraws the figures and study.md from the study.json already in --out.
 """
 
 import argparse
@@ -15,35 +17,49 @@ from sentiment import cli
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR", help="a finished run to study (repeat)")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=RUN_DIR", help="a finished run to study (repeat)")
     parser.add_argument("--out", default="docs/study", help="output directory (default: docs/study)")
     parser.add_argument("--gradient-steps", type=int, default=400, help="review length (tokens) for the gradient measurement")
-    parser.add_argument("--probe-epochs", type=int, default=8, help="training epochs per probe model and distance")
-    parser.add_argument("--distances", default="10,50,100,200,400", help="probe distractor counts, comma-separated")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the probe data and models")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per probe cell, 0..N-1 (default: 3)")
+    parser.add_argument("--tasks", default="first_token,interference,adding", help="probe tasks, comma-separated")
+    parser.add_argument("--max-length", type=int, default=400, help="skip probe lengths above this (quick runs; each task keeps its shortest)")
+    parser.add_argument("--workers", type=int, default=2, help="processes training probe cells side by side (default: 2)")
+    parser.add_argument("--redraw", action="store_true", help="only redraw figures and study.md from --out/study.json")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> int:
-    """Run the study on the named runs and print study.md."""
-    args = parse_args(argv)
-    cli.setup_logging()
+def parse_runs(items: list[str]) -> dict[str, Path]:
+    """Turn NAME=RUN_DIR items into an ordered dict, or raise UsageError."""
     runs = {}
-    for item in args.run:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise cli.UsageError(f"--run takes NAME=RUN_DIR, got {item!r}")
         runs[name] = Path(path)
-    try:
-        distances = tuple(int(d) for d in args.distances.split(",") if d.strip())
-    except ValueError:
-        raise cli.UsageError(f"--distances takes comma-separated integers, got {args.distances!r}") from None
-    cli.start_tensorflow_quietly()
-    from sentiment import rnn_study, training
+    return runs
 
-    # Seeding is the entry point's: every measurement (an untrained model, a probe) restarts from its own seed.
-    study = rnn_study.run_study(runs, Path(args.out), args.gradient_steps, args.probe_epochs, distances, args.seed,
-                                reseed=training.seed_everything)
+
+def main(argv: list[str]) -> int:
+    """Run the study on the named runs (or redraw it) and print study.md."""
+    args = parse_args(argv)
+    runs, tasks = parse_runs(args.run), tuple(t for t in args.tasks.split(",") if t.strip())
+    if not runs and not args.redraw:
+        raise cli.UsageError("give at least one --run NAME=RUN_DIR (or --redraw)")
+    if min(args.seeds, args.workers) < 1 or min(args.gradient_steps, args.max_length) < 2:
+        raise cli.UsageError("--seeds and --workers must be at least 1, --gradient-steps and --max-length at least 2")
+    cli.setup_logging()
+    cli.start_tensorflow_quietly()
+    from sentiment import probes, rnn_study, training
+
+    unknown = sorted(set(tasks) - set(probes.TASKS))
+    if unknown or not tasks:
+        raise cli.UsageError(f"unknown probe task(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(probes.TASKS)}")
+    if args.redraw:
+        study = rnn_study.render_saved_study(Path(args.out))
+    else:
+        settings = rnn_study.StudySettings(args.gradient_steps, tuple(range(args.seeds)), tasks, args.max_length, workers=args.workers)
+        # Seeding is the entry point's: every measurement (an untrained model, a probe cell) restarts from its own seed.
+        study = rnn_study.run_study(runs, Path(args.out), settings, reseed=training.seed_everything)
     print(study.read_text(encoding="utf-8"))
     return 0
 

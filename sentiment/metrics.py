@@ -80,14 +80,20 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
     return float(gap / max(len(labels), 1))
 
 
+def length_bucket_masks(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Return each length bucket's name (``1-100`` ... ``>400``) and boolean mask over reviews of these token lengths."""
+    edges = [0, *LENGTH_BUCKETS, np.inf]
+    return {
+        (f"{low + 1}-{int(high)}" if np.isfinite(high) else f">{low}"): (lengths > low) & (lengths <= high)
+        for low, high in zip(edges[:-1], edges[1:])
+    }
+
+
 def length_buckets(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int) -> dict:
     """Return accuracy per review-length bucket (tokens after standardization) and the share truncated."""
     predicted = (probs >= 0.5).astype(np.int32)
-    edges = [0, *LENGTH_BUCKETS, np.inf]
     buckets = []
-    for low, high in zip(edges[:-1], edges[1:]):
-        mask = (lengths > low) & (lengths <= high)
-        name = f"{low + 1}-{int(high)}" if np.isfinite(high) else f">{low}"
+    for name, mask in length_bucket_masks(lengths).items():
         acc = float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
         buckets.append({"bucket": name, "count": int(mask.sum()), "accuracy": acc})
     return {"buckets": buckets, "truncated_share": float((lengths > max_len).mean()) if len(lengths) else 0.0, "max_len": max_len}

@@ -1,45 +1,47 @@
-"""Measuring the RNN → LSTM claim: gradient flow over time and a long-range memory probe.
+"""Measuring the RNN → LSTM claim: gradient flow, synthetic probes over seeds, real reviews by length.
 
 * Gradient flow: the norm of d loss / d (embedding output at step t), averaged over
   a batch of real reviews, against the distance from the last real token.
-* Long-range probe: a generated task whose label is a signal token at the start,
-  followed by N distractors; accuracy vs N for the registry's recurrent models.
-* Real reviews: accuracy by length bucket, read from the runs' evaluation reports.
+* Synthetic probes (``sentiment.probes``): first-token recall, recall against
+  interference and the adding problem; every cell is the share of seeds that solve it,
+  plus the same first-token cell under the project's own training recipe.
+* Real reviews: accuracy by length bucket from the runs' per-review predictions, with
+  95% bootstrap intervals, and each model's paired difference from the first run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, models, preprocessing, report
+from sentiment import artifacts, metrics, models, preprocessing, probes, report
 from sentiment.config import Config
 from sentiment.errors import ModelError
-from sentiment.models import make_config
+from sentiment.input_pipeline import Split
+from sentiment.probes import Reseed, reseed_if_given
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-PROBE_DISTANCES = (10, 50, 100, 200, 400)
-PROBE_MODELS = ("simple_rnn", "lstm", "lstm_chrono", "gru")
-SIGNAL_TOKENS = (2, 3)  # negative, positive; 0 is padding, 1 out-of-vocabulary
 
-# Seeds the process-wide random state (e.g. training.seed_everything). The entry point passes
-# it in, so each measurement starts from its own seed; without it nothing here seeds.
-Reseed = Callable[[int], None]
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """What the study measures: gradient length, probe seeds, tasks and lengths, the recipe comparison's cell."""
 
-
-def reseed_if_given(reseed: Reseed | None, seed: int) -> None:
-    """Call ``reseed(seed)`` when the caller gave a seeding function."""
-    if reseed is not None:
-        reseed(seed)
+    gradient_steps: int = 400
+    seeds: tuple[int, ...] = (0, 1, 2)
+    tasks: tuple[str, ...] = tuple(probes.TASKS)
+    max_length: int = 400  # probe lengths above this are skipped (for quick runs)
+    recipe_task: str = "first_token"
+    recipe_length: int = 100
+    workers: int = 1  # processes training probe cells side by side
 
 
 # ---------------------------------------------------------------------------
@@ -68,18 +70,23 @@ def gradient_norms(model: keras.Model, token_ids: np.ndarray, labels: np.ndarray
     return tf.reduce_mean(tf.norm(grads, axis=-1), axis=0).numpy()
 
 
+@functools.lru_cache(maxsize=4)
+def test_split(config: Config) -> Split:
+    """Return a run's test reviews (loaded once per data and split settings)."""
+    return preprocessing.load_clean_splits(dataclasses.replace(config, max_examples=0)).test
+
+
 def review_batch(run: RunDir, config: Config, steps: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``size`` test reviews with at least ``steps`` tokens, cut to their first ``steps``: ids [size, steps]."""
-    splits = preprocessing.load_clean_splits(dataclasses.replace(config, max_examples=0))
-    lengths = preprocessing.token_lengths(splits.test.texts)
-    chosen = np.flatnonzero(lengths >= steps)[:size]
+    test = test_split(config)
+    chosen = np.flatnonzero(preprocessing.token_lengths(test.texts) >= steps)[:size]
     if len(chosen) == 0:
         raise ModelError(f"no test review has {steps} tokens; lower --gradient-steps")
     # The run's own preprocessing, reading the head: the first ``steps`` tokens of each review.
     head = dataclasses.replace(config, truncate="head", max_len=steps)
     preprocessor = preprocessing.make_preprocessor(head, preprocessing.load_vocabulary(run.vocabulary))
-    ids = preprocessor(tf.constant([splits.test.texts[i] for i in chosen])).numpy()
-    return ids.astype(np.int32), splits.test.labels[chosen]
+    ids = preprocessor(tf.constant([test.texts[i] for i in chosen])).numpy()
+    return ids.astype(np.int32), test.labels[chosen]
 
 
 def gradient_flow(run_dirs: dict[str, Path], steps: int = 400, size: int = 64,
@@ -104,53 +111,100 @@ def gradient_flow(run_dirs: dict[str, Path], steps: int = 400, size: int = 64,
 
 
 # ---------------------------------------------------------------------------
-# Long-range probe
+# Real reviews by length, with intervals
 
 
-def make_probe_data(n: int, distance: int, vocab_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Generate ``n`` sequences: a signal token (the label) then ``distance`` random distractors: ids [n, distance+1]."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=n)
-    distractors = rng.integers(max(SIGNAL_TOKENS) + 1, vocab_size, size=(n, distance))
-    signal = np.asarray(SIGNAL_TOKENS)[labels][:, None]
-    return np.concatenate([signal, distractors], axis=1).astype(np.int32), labels.astype(np.float32)
+def run_predictions(run: RunDir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return a finished run's test labels and P(positive) (from metrics.json) and each review's token length, aligned."""
+    saved = artifacts.read_json(run.metrics).get("predictions")
+    if not saved:
+        raise ModelError(f"{run.metrics} has no per-review predictions; re-evaluate the run with evaluate.py")
+    labels = np.asarray(saved["labels"], np.int32)
+    test = test_split(run.load_config())
+    if not np.array_equal(labels, test.labels):
+        raise ModelError(f"{run.metrics} does not hold the predictions of {run}'s test split; re-evaluate the run")
+    return labels, np.asarray(saved["probabilities"], np.float32), preprocessing.token_lengths(test.texts)
 
 
-def probe_config(model: str, distance: int, seed: int) -> Config:
-    """Return the small config the probe trains with: the project's builders, last-state readout."""
-    return make_config(
-        model, vocab_size=64, max_len=distance + 1, embedding_dim=16, units=32, readout="last", embedding_dropout=0.0, dropout=0.0,
-        learning_rate=3e-3, clipnorm=1.0, batch_size=64, seed=seed,
-    )
+def named_masks(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the length buckets' masks and one for all reviews."""
+    return {**metrics.length_bucket_masks(lengths), "all": np.ones(len(lengths), bool)}
 
 
-def run_probe_once(model_name: str, distance: int, seed: int = 0, n_train: int = 2048, n_test: int = 512, epochs: int = 8,
-                   reseed: Reseed | None = None) -> float:
-    """Train one model on the probe at one distance (after ``reseed(seed)``); return its test accuracy."""
-    config = probe_config(model_name, distance, seed)
-    reseed_if_given(reseed, seed)
-    x, y = make_probe_data(n_train + n_test, distance, config.vocab_size, seed)
-    model = models.compile_model(models.build_model(config), config)
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=2, baseline=None, restore_best_weights=True)
-    model.fit(x[:n_train], y[:n_train], validation_split=0.1, epochs=epochs, batch_size=config.batch_size, verbose=0, callbacks=[stop])
-    probs = model.predict(x[n_train:], verbose=0, batch_size=256).reshape(-1)
-    return float(((probs >= 0.5) == y[n_train:]).mean())
+def bucket_accuracy(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray) -> list[dict]:
+    """Return accuracy with its 95% bootstrap interval per length bucket and over all reviews."""
+    rows = []
+    for name, mask in named_masks(lengths).items():
+        right = (probs[mask] >= 0.5) == labels[mask]
+        rows.append({"bucket": name, "count": int(mask.sum()), "accuracy": float(right.mean()) if mask.any() else None,
+                     "ci95": metrics.accuracy_interval(labels[mask], probs[mask])})
+    return rows
 
 
-def long_range_probe(distances: tuple[int, ...] = PROBE_DISTANCES, model_names: tuple[str, ...] = PROBE_MODELS,
-                     seed: int = 0, epochs: int = 8, reseed: Reseed | None = None) -> dict:
-    """Return test accuracy per model per distance on the signal-then-distractors task."""
-    results: dict = {"distances": list(distances), "accuracy": {}, "seconds": {}}
-    for name in model_names:
-        started = time.perf_counter()
-        results["accuracy"][name] = [run_probe_once(name, d, seed, epochs=epochs, reseed=reseed) for d in distances]
-        results["seconds"][name] = round(time.perf_counter() - started, 1)
-        log.info("probe %s: %s", name, dict(zip(distances, results["accuracy"][name])))
-    return results
+def paired_difference(right_a: np.ndarray, right_b: np.ndarray, level: float = 0.95, seed: int = 0) -> dict:
+    """Return B's accuracy minus A's on the same reviews and its percentile bootstrap interval (reviews resampled in pairs)."""
+    if not len(right_a):
+        return {"difference": None, "ci95": [float("nan"), float("nan")]}
+    gain = right_b.astype(np.float64) - right_a
+    resampled = gain[np.random.default_rng(seed).integers(0, len(gain), (metrics.BOOTSTRAP_RESAMPLES, len(gain)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return {"difference": float(gain.mean()), "ci95": [float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))]}
+
+
+def paired_buckets(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, lengths: np.ndarray) -> list[dict]:
+    """Return, per length bucket and overall, B minus A in accuracy with its interval and McNemar's exact p."""
+    right_a, right_b = (probs_a >= 0.5) == labels, (probs_b >= 0.5) == labels
+    return [{"bucket": name, "count": int(mask.sum()), **paired_difference(right_a[mask], right_b[mask]),
+             "mcnemar_p": metrics.mcnemar_test(labels[mask], probs_a[mask], probs_b[mask])["p_value"]}
+            for name, mask in named_masks(lengths).items()]
+
+
+def length_comparison(run_dirs: dict[str, Path]) -> dict:
+    """Return accuracy by length per run, and every later run's paired difference from the first on the same test reviews."""
+    loaded = {name: run_predictions(RunDir(d)) for name, d in run_dirs.items()}
+    reference, (ref_labels, ref_probs, ref_lengths) = next(iter(loaded.items()))
+    paired = {}
+    for name, (labels, probs, _) in list(loaded.items())[1:]:
+        if np.array_equal(labels, ref_labels) and len(probs) == len(ref_probs):
+            paired[name] = paired_buckets(labels, ref_probs, probs, ref_lengths)
+        else:  # a different split: only unpaired intervals apply
+            log.warning("%s was tested on other reviews than %s: no paired comparison", name, reference)
+    return {"reference": reference, "runs": {name: bucket_accuracy(*v) for name, v in loaded.items()}, "paired": paired}
 
 
 # ---------------------------------------------------------------------------
-# Plots and study.md
+# Probes: grids over seeds and the recipe comparison
+
+
+def task_lengths(task: str, max_length: int) -> tuple[int, ...]:
+    """Return the task's lengths up to ``max_length`` (at least its shortest)."""
+    lengths = probes.TASKS[task].lengths
+    return tuple(n for n in lengths if n <= max_length) or lengths[:1]
+
+
+def measure_probes(settings: StudySettings, reseed: Reseed | None) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Return every probe task's grid (probe recipe) and the comparison cell under every recipe, run as one batch of cells."""
+    tasks = [probes.Grid(task, task_lengths(task, settings.max_length), settings.seeds) for task in settings.tasks]
+    length = min(settings.recipe_length, settings.max_length)
+    recipes = [probes.Grid(settings.recipe_task, (length,), settings.seeds, recipe) for recipe in probes.RECIPES]
+    results = probes.run_grids(tasks + recipes, reseed, settings.workers)
+    compared = {g.recipe: {**r, "describe_recipe": probes.RECIPES[g.recipe].describe} for g, r in zip(recipes, results[len(tasks):])}
+    return dict(zip(settings.tasks, results[: len(tasks)])), compared
+
+
+def reach(cells: list[dict]) -> int:
+    """Return the longest length every seed solved (0 if none)."""
+    return max((c["length"] for c in cells if all(c["solved"])), default=0)
+
+
+def favoured(grid: dict) -> list[str]:
+    """Return the model(s) solving the most (length, seed) runs: the cells the task favours."""
+    totals = {name: sum(sum(c["solved"]) for c in cells) for name, cells in grid["cells"].items()}
+    return [name for name, total in totals.items() if total == max(totals.values())]
+
+
+# ---------------------------------------------------------------------------
+# Plots
 
 
 def plot_gradient_flow(flow: dict, path: Path) -> None:
@@ -167,29 +221,78 @@ def plot_gradient_flow(flow: dict, path: Path) -> None:
     report.save_figure(fig, path)
 
 
-def plot_probe(probe: dict, path: Path) -> None:
-    """Accuracy vs number of distractors per model."""
+def plot_probes(grids: dict[str, dict], path: Path) -> None:
+    """Per task: seed share solved vs length (top) and every seed's test score (bottom), one line per model."""
     plt = report.pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, accs in probe["accuracy"].items():
-        ax.plot(probe["distances"], accs, "o-", label=name)
-    ax.axhline(0.5, color="gray", linestyle=":", label="chance")
-    ax.set(xscale="log", xlabel="distractor tokens between signal and end", ylabel="test accuracy", ylim=(0.4, 1.02),
-           title="long-range probe: remember the first token")
-    ax.set_xticks(probe["distances"], [str(d) for d in probe["distances"]])
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(2, len(grids), figsize=(5 * len(grids), 8), squeeze=False)
+    for col, (task, grid) in enumerate(grids.items()):
+        top, bottom = axes[0][col], axes[1][col]
+        for i, (name, cells) in enumerate(grid["cells"].items()):
+            color, shift = f"C{i}", 1 + 0.03 * (i - 1.5)  # side by side, so equal shares stay visible
+            top.plot([c["length"] * shift for c in cells], [probes.solved_share(c) for c in cells], "o-", color=color, label=name)
+            bottom.plot([c["length"] for c in cells], [float(np.median(c["score"])) for c in cells], "-", color=color, label=name)
+            for c in cells:
+                bottom.scatter([c["length"] * shift] * len(c["score"]), c["score"], color=color, s=12)
+        top.set(title=f"{task}: share of {len(grid['seeds'])} seeds solved", ylabel=f"solved ({grid['rule']})", ylim=(-0.05, 1.05))
+        bottom.axhline(grid["trivial"], color="gray", linestyle=":", label="input ignored")
+        if grid["metric"] == "MSE":
+            bottom.axhline(probes.SOLVED_MSE, color="gray", linestyle="--", label="solved below")
+            bottom.set(yscale="log")
+        bottom.set(ylabel=f"test {grid['metric']} (dots: seeds, line: median)")
+        for ax in (top, bottom):
+            ax.set(xscale="log", xlabel="sequence length N (steps after the signal)")
+            ax.set_xticks(grid["lengths"], [str(n) for n in grid["lengths"]])
+            ax.minorticks_off()  # log-scale minor labels (2×10^1 ...) would crowd the measured lengths
+            ax.grid(alpha=0.3)
+        bottom.legend(fontsize=8)
     report.save_figure(fig, path)
 
 
-def plot_length_comparison(buckets: dict[str, list[dict]], path: Path) -> None:
-    """Grouped bars: test accuracy per length bucket per model."""
+def plot_recipes(recipes: dict[str, dict], path: Path) -> None:
+    """Grouped bars: mean test accuracy over seeds per model, one bar per training recipe."""
     plt = report.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = [b["bucket"] for b in next(iter(buckets.values()))]
-    report.plot_grouped_bars(ax, groups, {name: [b["accuracy"] for b in bs] for name, bs in buckets.items()})
-    ax.set(xlabel="review length (tokens)", ylabel="test accuracy", title="real reviews: accuracy by length")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    grid = next(iter(recipes.values()))
+    names = list(grid["cells"])
+    series = {recipe: [float(np.mean(g["cells"][m][0]["score"])) for m in names] for recipe, g in recipes.items()}
+    report.plot_grouped_bars(ax, names, series)
+    ax.axhline(probes.SOLVED_ACCURACY, color="gray", linestyle="--")
+    ax.set(ylabel=f"mean test {grid['metric']} over {len(grid['seeds'])} seeds",
+           title=f"{grid['task']}, N={grid['lengths'][0]}: the same cell under {len(recipes)} training recipes")
     report.save_figure(fig, path)
+
+
+def plot_length_comparison(comparison: dict, path: Path) -> None:
+    """Left: accuracy per length bucket per model with 95% intervals; right: paired differences from the reference."""
+    plt = report.pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    runs = comparison["runs"]
+    groups = [b["bucket"] for b in next(iter(runs.values()))]
+    width = 0.8 / len(runs)
+    for i, (name, rows) in enumerate(runs.items()):
+        x = np.arange(len(groups)) + i * width
+        acc = np.array([r["accuracy"] or np.nan for r in rows])
+        err = np.abs(np.array([r["ci95"] for r in rows]).T - acc)
+        left.errorbar(x, acc, yerr=err, fmt="o", capsize=3, label=name)
+    left.set_xticks(np.arange(len(groups)) + width * (len(runs) - 1) / 2, groups)
+    left.set(xlabel="review length (tokens)", ylabel="test accuracy (95% bootstrap interval)", title="real reviews: accuracy by length")
+    left.legend(fontsize=8)
+    for i, (name, rows) in enumerate(comparison["paired"].items()):
+        x = np.arange(len(groups)) + i * 0.15
+        diff = np.array([r["difference"] if r["difference"] is not None else np.nan for r in rows])
+        right.errorbar(x, diff, yerr=np.abs(np.array([r["ci95"] for r in rows]).T - diff), fmt="o", capsize=3, label=name)
+    right.axhline(0, color="gray", linestyle=":")
+    right.set_xticks(np.arange(len(groups)), groups)
+    right.set(xlabel="review length (tokens)", ylabel=f"accuracy minus {comparison['reference']}'s (95% paired bootstrap)",
+              title=f"paired differences from {comparison['reference']}")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    report.save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# study.md
 
 
 def ratio(values: list[float], near: int, far: int) -> float:
@@ -197,46 +300,145 @@ def ratio(values: list[float], near: int, far: int) -> float:
     return float(values[far] / values[near]) if values[near] else float("nan")
 
 
-def fmt(value: float | None) -> str:
-    """Format an accuracy, or n/a for an empty bucket."""
-    return "n/a" if value is None else f"{value:.3f}"
+def fmt_score(value: float, metric: str) -> str:
+    """Format an accuracy (3 decimals) or an MSE (3 significant digits)."""
+    return f"{value:.3f}" if metric == "accuracy" else f"{value:.3g}"
 
 
-def render_study(flow: dict, probe: dict, buckets: dict[str, list[dict]], far: int) -> str:
-    """Return study.md with the measured figures."""
-    lines = ["# SimpleRNN vs LSTM: vanishing gradients and long-range dependencies", ""]
-    lines += ["## Gradient flow on real reviews", "", "![gradient flow](gradient_flow.png)", ""]
-    lines += [f"Ratio of the gradient norm {far} tokens before the end to the norm at the last token (1 = no decay):", ""]
-    lines += ["| model | untrained | trained |", "| --- | --- | --- |"]
+def fmt_interval(value: float | None, ci: list[float], signed: bool = False) -> str:
+    """Format a value with its interval, e.g. 0.853 (0.808 to 0.896); n/a for an empty bucket."""
+    if value is None:
+        return "n/a"
+    spec = "+.3f" if signed else ".3f"
+    return f"{value:{spec}} ({ci[0]:{spec}} to {ci[1]:{spec}})"
+
+
+def fmt_cell(cell: dict, metric: str) -> str:
+    """Format one cell: seeds solved / seeds, then the median test score."""
+    return f"{sum(cell['solved'])}/{len(cell['solved'])} ({fmt_score(float(np.median(cell['score'])), metric)})"
+
+
+def render_grid(grid: dict) -> list[str]:
+    """Return one probe task's table: a row per model, a cell per length, plus median steps to solve."""
+    lengths = grid["lengths"]
+    lines = [f"Task: {grid['describe']}. Solved: {grid['rule']} (input ignored: {fmt_score(grid['trivial'], grid['metric'])}); "
+             f"step budget {grid['budget']} batches of 64.", "",
+             "| model | " + " | ".join(f"N={n}" for n in lengths) + " | median steps per cell | seconds |",
+             "|" + " --- |" * (len(lengths) + 3)]
+    for name, cells in grid["cells"].items():
+        steps = " / ".join(str(int(np.median(c["steps"]))) for c in cells)
+        seconds = round(sum(sum(c["seconds"]) for c in cells))
+        lines.append(f"| {name} | " + " | ".join(fmt_cell(c, grid["metric"]) for c in cells) + f" | {steps} | {seconds} |")
+    return lines
+
+
+def render_conclusion(grids: dict[str, dict]) -> list[str]:
+    """Return the per-task verdict: what the task demands, which cells it favours, how far each model reaches."""
+    names = list(next(iter(grids.values()))["cells"])
+    lines = ["Longest N solved by every seed, per model, and the model(s) with the most seed-solved cells:", "",
+             "| task | what the state must do | favoured | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 3)]
+    for task, grid in grids.items():
+        reaches = [str(reach(grid["cells"][n]) or "none") for n in names]
+        lines.append(f"| {task} | {probes.TASKS[task].demands} | {', '.join(favoured(grid))} | " + " | ".join(reaches) + " |")
+    return lines
+
+
+def render_recipes(recipes: dict[str, dict]) -> list[str]:
+    """Return the recipe comparison: one row per model, one column per recipe, and each recipe's description."""
+    grid = next(iter(recipes.values()))
+    lines = [f"The {grid['task']} cell at N={grid['lengths'][0]}, {len(grid['seeds'])} seeds per recipe "
+             "(seeds solved / seeds, median test accuracy; median steps):", "",
+             "| model | " + " | ".join(recipes) + " |", "|" + " --- |" * (len(recipes) + 1)]
+    for name in grid["cells"]:
+        cells = [g["cells"][name][0] for g in recipes.values()]
+        lines.append(f"| {name} | " + " | ".join(f"{fmt_cell(c, 'accuracy')}; {int(np.median(c['steps']))}" for c in cells) + " |")
+    lines += [""] + [f"* `{recipe}`: {g['describe_recipe']}." for recipe, g in recipes.items()]
+    return lines
+
+
+def render_lengths(comparison: dict) -> list[str]:
+    """Return the real-review table: accuracy with intervals per model, and paired differences with McNemar p."""
+    runs, paired = comparison["runs"], comparison["paired"]
+    lines = ["| tokens | reviews | " + " | ".join(runs) + " | "
+             + " | ".join(f"{n} − {comparison['reference']} (paired; McNemar p)" for n in paired) + " |",
+             "|" + " --- |" * (len(runs) + len(paired) + 2)]
+    first = next(iter(runs.values()))
+    for i, row in enumerate(first):
+        acc = [fmt_interval(r[i]["accuracy"], r[i]["ci95"]) for r in runs.values()]
+        diff = [f"{fmt_interval(p[i]['difference'], p[i]['ci95'], signed=True)}; p = {p[i]['mcnemar_p']:.2g}" for p in paired.values()]
+        lines.append(f"| {row['bucket']} | {row['count']} | " + " | ".join(acc + diff) + " |")
+    return lines
+
+
+def render_study(study: dict) -> str:
+    """Return study.md from study.json's content: conclusion, probe tables, recipes, gradient flow, real reviews."""
+    flow, grids, far = study["gradient_flow"], study["probes"], study["gradient_far"]
+    minutes = study["seconds"]["total"] / 60
+    lines = ["# SimpleRNN vs LSTM: what holds, measured", "",
+             f"Generated by `study.py` from `study.json` (the whole study took {minutes:.0f} minutes on this machine). "
+             f"Synthetic cells: the share of {len(study['seeds'])} seeds (seeds {', '.join(map(str, study['seeds']))}) "
+             "whose model solves the task on fresh test sequences (1,024), median test score in brackets.", ""]
+    lines += ["## Conclusion", ""] + render_conclusion(grids) + [""]
+    lines += ["## Synthetic probes", "", "![probes](probes.png)", "", f"Recipe (`probe`): {probes.RECIPES['probe'].describe}.", ""]
+    for task, grid in grids.items():
+        lines += [f"### {task}", ""] + render_grid(grid) + [""]
+    lines += ["## How much the training recipe decides", "", "![recipes](recipes.png)", ""] + render_recipes(study["recipes"]) + [""]
+    lines += ["## Gradient flow on real reviews", "", "![gradient flow](gradient_flow.png)", "",
+              f"Ratio of the gradient norm {far} tokens before the end to the norm at the last token (1 = no decay):", "",
+              "| model | untrained | trained |", "| --- | --- | --- |"]
     for name, v in flow.items():
         lines.append(f"| {name} | {ratio(v['untrained'], 0, far):.3g} | {ratio(v['trained'], 0, far):.3g} |")
-    lines += ["", "## Long-range probe (synthetic)", "", "![probe](long_range_probe.png)", ""]
-    lines += ["| model | " + " | ".join(f"N={d}" for d in probe["distances"]) + " | seconds |", "|" + " --- |" * (len(probe["distances"]) + 2)]
-    for name, accs in probe["accuracy"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{a:.3f}" for a in accs) + f" | {probe['seconds'][name]} |")
-    lines += ["", "## Real reviews by length", "", "![length buckets](length_buckets.png)", ""]
-    names = list(buckets)
-    lines += ["| tokens | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
-    for i, b in enumerate(buckets[names[0]]):
-        cells = [f"{fmt(buckets[n][i]['accuracy'])} (n={buckets[n][i]['count']})" for n in names]
-        lines.append(f"| {b['bucket']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Real reviews by length", "", "![length buckets](length_buckets.png)", "",
+              "Test accuracy with 95% bootstrap intervals over the bucket's reviews (2,000 resamples), and each model's "
+              "difference from the first on the same reviews (paired bootstrap interval; McNemar's exact test):", ""]
+    lines += render_lengths(study["length_buckets"])
     return "\n".join(lines) + "\n"
 
 
-def run_study(run_dirs: dict[str, Path], out_dir: Path, gradient_steps: int = 400, probe_epochs: int = 8,
-              distances: tuple[int, ...] = PROBE_DISTANCES, seed: int = 0, reseed: Reseed | None = None) -> Path:
+# ---------------------------------------------------------------------------
+# The whole study
+
+
+def timed(seconds: dict[str, float], key: str, started: float) -> float:
+    """Record the seconds since ``started`` under ``key``; return the current time."""
+    now = time.perf_counter()
+    seconds[key] = round(now - started, 1)
+    return now
+
+
+def run_study(run_dirs: dict[str, Path], out_dir: Path, settings: StudySettings = StudySettings(),
+              reseed: Reseed | None = None) -> Path:
     """Measure everything, write plots, study.json and study.md into ``out_dir``; return study.md."""
     for run_dir in run_dirs.values():
         RunDir(run_dir).require_finished()
     out_dir.mkdir(parents=True, exist_ok=True)
-    flow = gradient_flow(run_dirs, gradient_steps, reseed=reseed)
-    probe = long_range_probe(distances, seed=seed, epochs=probe_epochs, reseed=reseed)
-    buckets = {name: artifacts.read_json(RunDir(d).metrics)["length"]["buckets"] for name, d in run_dirs.items()}
-    plot_gradient_flow(flow, out_dir / "gradient_flow.png")
-    plot_probe(probe, out_dir / "long_range_probe.png")
-    plot_length_comparison(buckets, out_dir / "length_buckets.png")
-    far = min(gradient_steps - 1, 100)
-    artifacts.write_json(out_dir / "study.json", {"gradient_flow": flow, "probe": probe, "length_buckets": buckets,
-                                                  "runs": {k: str(v) for k, v in run_dirs.items()}})
-    artifacts.write_text(out_dir / "study.md", render_study(flow, probe, buckets, far))
+    seconds: dict[str, float] = {}
+    start = clock = time.perf_counter()
+    lengths = length_comparison(run_dirs)  # first: a run without usable predictions fails in seconds, not after the probes
+    clock = timed(seconds, "length_buckets", clock)
+    flow = gradient_flow(run_dirs, settings.gradient_steps, reseed=reseed)
+    clock = timed(seconds, "gradient_flow", clock)
+    grids, recipes = measure_probes(settings, reseed)
+    timed(seconds, "probes", clock)
+    timed(seconds, "total", start)
+    study = {"settings": dataclasses.asdict(settings), "seeds": list(settings.seeds), "seconds": seconds,
+             "gradient_flow": flow, "gradient_far": min(settings.gradient_steps - 1, 100), "probes": grids, "recipes": recipes,
+             "length_buckets": lengths, "runs": {k: str(v) for k, v in run_dirs.items()}}
+    artifacts.write_json(out_dir / "study.json", study)
+    return render_saved_study(out_dir)  # figures and text from what study.json holds, nothing else
+
+
+def render_saved_study(out_dir: Path) -> Path:
+    """Redraw the figures and study.md from an earlier run's study.json in ``out_dir``; return study.md."""
+    study = artifacts.read_json(out_dir / "study.json")
+    write_figures(study, out_dir)
+    artifacts.write_text(out_dir / "study.md", render_study(study))
     return out_dir / "study.md"
+
+
+def write_figures(study: dict, out_dir: Path) -> None:
+    """Draw every figure of study.md from study.json's content."""
+    plot_gradient_flow(study["gradient_flow"], out_dir / "gradient_flow.png")
+    plot_probes(study["probes"], out_dir / "probes.png")
+    plot_recipes(study["recipes"], out_dir / "recipes.png")
+    plot_length_comparison(study["length_buckets"], out_dir / "length_buckets.png")

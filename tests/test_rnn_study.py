@@ -1,30 +1,16 @@
-"""The RNN-vs-LSTM study: probe data, a real check that LSTM learns the probe, gradient flow shapes."""
+"""The RNN-vs-LSTM study: gradient flow shapes, length buckets with intervals, the report and its figures, the entry point."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from sentiment import rnn_study, training
+from conftest import run_entry
+from sentiment import artifacts, probes, rnn_study, training
 from sentiment.rundir import RunDir
 
 
-def test_probe_data_puts_the_label_in_the_first_token_only():
-    x, y = rnn_study.make_probe_data(200, 30, vocab_size=64, seed=1)
-    assert x.shape == (200, 31) and x.dtype == np.int32
-    np.testing.assert_array_equal(x[:, 0], np.where(y == 1, 3, 2))
-    assert x[:, 1:].min() > 3 and x[:, 1:].max() < 64  # distractors never repeat the signal
-    again, _ = rnn_study.make_probe_data(200, 30, vocab_size=64, seed=1)
-    np.testing.assert_array_equal(x, again)
-
-
-def test_lstm_learns_the_probe_at_small_distance():
-    """A real check of the recurrent model: the label is only in the first of 11 tokens."""
-    accuracy = rnn_study.run_probe_once("lstm", distance=10, seed=0, n_train=1024, n_test=256, epochs=6,
-                                        reseed=training.seed_everything)
-    assert accuracy > 0.9
-
-
-def test_gradient_flow_measures_every_step(run_dir, tmp_path):
+def test_gradient_flow_measures_every_step(run_dir):
     flow = rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4)["lstm"]
     for stage in ("untrained", "trained"):
         assert len(flow[stage]) == 8
@@ -32,27 +18,15 @@ def test_gradient_flow_measures_every_step(run_dir, tmp_path):
     assert flow["reviews"] == 4
 
 
-def test_study_report_renders_measured_numbers():
-    flow = {"simple_rnn": {"untrained": [1.0, 0.1, 0.01], "trained": [1.0, 0.5, 0.001]},
-            "lstm": {"untrained": [1.0, 0.9, 0.8], "trained": [1.0, 0.7, 0.6]}}
-    probe = {"distances": [10, 50], "accuracy": {"lstm": [1.0, 0.98], "simple_rnn": [1.0, 0.51]}, "seconds": {"lstm": 3, "simple_rnn": 2}}
-    buckets = {name: [{"bucket": "1-100", "count": 5, "accuracy": 0.8}] for name in ("simple_rnn", "lstm")}
-    text = rnn_study.render_study(flow, probe, buckets, far=2)
-    assert "| simple_rnn | 0.01 | 0.001 |" in text and "| lstm | 0.8 | 0.6 |" in text
-    assert "| simple_rnn | 1.000 | 0.510 | 2 |" in text
-
-
-def test_the_study_seeds_only_through_the_entry_points_function(run_dir, monkeypatch):
+def test_gradient_flow_seeds_only_through_the_entry_points_function(run_dir, monkeypatch):
     """Library code leaves the process's random state alone; study.py's reseed makes each measurement repeat exactly."""
     import keras
 
     calls = []
     monkeypatch.setattr(keras.utils, "set_random_seed", calls.append)
     rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4)
-    rnn_study.run_probe_once("simple_rnn", distance=3, seed=7, n_train=64, n_test=32, epochs=1)
     assert calls == []
     monkeypatch.undo()
-
     seeds = []
 
     def reseed(seed: int) -> None:
@@ -62,5 +36,76 @@ def test_the_study_seeds_only_through_the_entry_points_function(run_dir, monkeyp
     first = rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4, reseed=reseed)["lstm"]
     second = rnn_study.gradient_flow({"lstm": run_dir}, steps=8, size=4, reseed=reseed)["lstm"]
     assert first["untrained"] == second["untrained"]  # the same untrained weights, from the run's own seed
-    rnn_study.run_probe_once("simple_rnn", distance=3, seed=7, n_train=64, n_test=32, epochs=1, reseed=reseed)
-    assert seeds == [RunDir(run_dir).load_config().seed] * 2 + [7]
+    assert seeds == [RunDir(run_dir).load_config().seed] * 2
+
+
+def test_paired_difference_finds_a_real_gap_and_not_a_tiny_one():
+    gen = np.random.default_rng(0)
+    a = gen.random(2000) < 0.80
+    b = a | (gen.random(2000) < 0.5)  # B right wherever A is, and on about half the rest
+    clear = rnn_study.paired_difference(a, b)
+    assert clear["difference"] == pytest.approx(b.mean() - a.mean()) and clear["ci95"][0] > 0.05
+    c = a.copy()  # C is wrong on 40 reviews A gets right and right on 50 it gets wrong: +0.005
+    c[np.flatnonzero(a)[:40]], c[np.flatnonzero(~a)[:50]] = False, True
+    tiny = rnn_study.paired_difference(a, c)
+    assert tiny["difference"] == pytest.approx(0.005) and tiny["ci95"][0] < 0 < tiny["ci95"][1]  # not a finding
+
+
+def test_length_comparison_gives_intervals_per_bucket_and_pairs_runs_on_the_same_reviews(run_dir):
+    comparison = rnn_study.length_comparison({"a": run_dir, "b": run_dir})
+    rows = comparison["runs"]["a"]
+    assert [r["bucket"] for r in rows] == ["1-100", "101-200", "201-400", ">400", "all"]
+    total = rows[-1]
+    assert total["count"] == sum(r["count"] for r in rows[:-1]) and total["ci95"][0] <= total["accuracy"] <= total["ci95"][1]
+    assert total["accuracy"] == pytest.approx(artifacts.read_json(RunDir(run_dir).metrics)["accuracy"])
+    same = comparison["paired"]["b"][-1]
+    assert comparison["reference"] == "a" and same["difference"] == 0 and same["ci95"] == [0, 0] and same["mcnemar_p"] == 1
+
+
+def fake_cell(length: int, scores: list[float], solved: list[bool]) -> dict:
+    """One probe cell as run_grid writes it."""
+    return {"length": length, "score": scores, "solved": solved, "steps": [50] * len(scores), "seconds": [1.0] * len(scores)}
+
+
+def fake_grid(task: str, metric: str, lengths: list[int]) -> dict:
+    """A two-model grid over three seeds: lstm solves everything, simple_rnn only the shortest length on 2 of 3 seeds."""
+    good, bad = ([0.99] * 3, [0.5] * 3) if metric == "accuracy" else ([0.001] * 3, [0.17] * 3)
+    return {"task": task, "recipe": "probe", "metric": metric, "rule": "rule", "trivial": 0.5, "budget": 600, "describe": "d",
+            "lengths": lengths, "seeds": [0, 1, 2], "describe_recipe": "r",
+            "cells": {"simple_rnn": [fake_cell(lengths[0], good, [True, True, False])] + [fake_cell(n, bad, [False] * 3) for n in lengths[1:]],
+                      "lstm": [fake_cell(n, good, [True] * 3) for n in lengths]}}
+
+
+def fake_study(run_dir) -> dict:
+    """study.json's content with made-up numbers and a real (tiny) run's length buckets."""
+    flow = {"simple_rnn": {"untrained": [1.0, 0.1, 0.01], "trained": [1.0, 0.5, 0.001]},
+            "lstm": {"untrained": [1.0, 0.9, 0.8], "trained": [1.0, 0.7, 0.6]}}
+    return {"seeds": [0, 1, 2], "seconds": {"total": 120.0}, "gradient_flow": flow, "gradient_far": 2,
+            "probes": {"first_token": fake_grid("first_token", "accuracy", [10, 50]), "adding": fake_grid("adding", "MSE", [50, 100])},
+            "recipes": {r: {**fake_grid("first_token", "accuracy", [100]), "describe_recipe": r} for r in ("probe", "project")},
+            "length_buckets": rnn_study.length_comparison({"simple_rnn": run_dir, "lstm": run_dir})}
+
+
+def test_study_md_and_figures_come_from_study_json(run_dir, tmp_path):
+    artifacts.write_json(tmp_path / "study.json", fake_study(run_dir))
+    text = rnn_study.render_saved_study(tmp_path).read_text(encoding="utf-8")
+    assert "| simple_rnn | 0.01 | 0.001 |" in text and "| lstm | 0.8 | 0.6 |" in text
+    assert "| simple_rnn | 2/3 (0.990) | 0/3 (0.500) |" in text and "| lstm | 3/3 (0.001) | 3/3 (0.001) |" in text
+    for task, longest in (("first_token", 50), ("adding", 100)):  # favoured, then each model's longest N solved by every seed
+        assert f"| {task} | {probes.TASKS[task].demands} | lstm | none | {longest} |" in text
+    assert "took 2 minutes" in text
+    assert "+0.000 (+0.000 to +0.000); p = 1" in text
+    for figure in ("gradient_flow.png", "probes.png", "recipes.png", "length_buckets.png"):
+        assert (tmp_path / figure).stat().st_size > 0 and f"({figure})" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--run", "lstm"], "--run takes NAME=RUN_DIR"),
+    (["--run", "a=b", "--seeds", "0"], "--seeds and --workers must be at least 1"),
+    ([], "give at least one --run"),
+    (["--run", "a=b", "--tasks", "first_token,parity"], "unknown probe task(s) parity"),
+])
+def test_bad_study_command_lines_are_one_line_errors(argv, message, capsys):
+    code, _, err = run_entry("study.py", argv, capsys)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and lines[-1].startswith("error: ") and message in lines[-1], err
