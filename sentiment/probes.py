@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import keras
 import numpy as np
 
-from sentiment import models, training
+from sentiment import models, quiet, training
 from sentiment.config import Config
 from sentiment.models import make_config
 
@@ -330,14 +330,6 @@ def run_job(job: Job, reseed: Reseed | None = None) -> dict:
     return run_cell(TASKS[task], model, length, seed, recipe, reseed)
 
 
-def start_worker() -> None:
-    """Import TensorFlow in a worker process with its native start-up notices silenced."""
-    from sentiment.quiet import native_stderr_silenced
-
-    with native_stderr_silenced():
-        import tensorflow  # noqa: F401
-
-
 @contextlib.contextmanager
 def cell_mapper(workers: int) -> Iterator[Callable]:
     """Yield a ``map`` over cells: in this process, or on ``workers`` spawned processes (each cell seeds itself)."""
@@ -345,8 +337,9 @@ def cell_mapper(workers: int) -> Iterator[Callable]:
         yield map
         return
     # spawn, not fork: a forked copy of a process that already runs TensorFlow's threads can deadlock.
+    # The initializer lives in a module without TensorFlow, so unpickling it imports nothing noisy first.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=quiet.import_tensorflow_quietly) as pool:
         yield pool.map
 
 

@@ -21,3 +21,10 @@ def native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up notices silenced (e.g. in a freshly spawned worker process)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_silenced():
+        import tensorflow  # noqa: F401

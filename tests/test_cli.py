@@ -57,6 +57,7 @@ def test_help_shows_the_values_the_model_really_trains_with(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: 0.0005)" in help_text and "(default: 0.5)" in help_text  # simple_rnn's preset
     assert "--tfds-data-dir" in help_text and "--config FILE" in help_text
+    assert "--distribute DISTRIBUTE" in help_text and "MultiWorkerMirroredStrategy from TF_CONFIG" in help_text
 
 
 def test_parse_errors_are_one_line_usage_errors():

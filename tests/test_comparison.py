@@ -21,14 +21,6 @@ def two_runs(tmp_path_factory):
     return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
 
 
-def test_baseline_learns_separable_data(two_runs):
-    from sentiment.config import Config
-
-    report = baseline.run_baseline(Config.load(two_runs[0] / "config.json"))
-    assert report["accuracy"] > 0.9 and report["model"] == "tfidf_logreg"
-    assert report["examples"] == 30
-
-
 def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     md = comparison.compare(two_runs, tmp_path)
     rows = artifacts.read_json(tmp_path / "comparison.json")["rows"]

@@ -85,12 +85,14 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def start_workers(command: list[str], ports: list[int], logs: Path) -> list[subprocess.Popen]:
-    """Start one train.py per port with the TF_CONFIG of a loopback cluster; stderr to logs/worker-<i>.log."""
+def start_workers(command: list[str], ports: list[int], logs: Path, scratch: Path) -> list[subprocess.Popen]:
+    """Start one train.py per port with the TF_CONFIG of a loopback cluster and TMPDIR ``scratch``; output to logs/worker-<i>.log."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    scratch.mkdir()
     procs = []
     for index in range(len(ports)):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        env = {**os.environ, "TMPDIR": str(scratch),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         log = (logs / f"worker-{index}.log").open("a")
         procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     return procs
@@ -111,20 +113,24 @@ def test_two_workers_on_loopback_train_alike_resume_after_sigkill_and_only_the_c
     epochs = 5
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run.path), "--epochs", str(epochs),
                "--patience", "9", "--distribute", "multi_worker", *TINY]
-    procs = start_workers(command, free_ports(2), tmp_path)
+    procs = start_workers(command, free_ports(2), tmp_path, tmp_path / "tmp-killed")
     wait_for_epochs(run.path, 2, procs, 120)
     for p in procs:  # both workers die mid-run
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
     assert not run.is_finished() and 2 <= len(training.read_history(run)) < epochs
-    procs = start_workers(command, free_ports(2), tmp_path)  # the same command restarts the cluster
+    procs = start_workers(command, free_ports(2), tmp_path, tmp_path / "tmp-resumed")  # the same command restarts the cluster
     assert [p.wait(timeout=180) for p in procs] == [0, 0], (tmp_path / "worker-0.log").read_text()[-3000:]
     assert "resuming" in (tmp_path / "worker-1.log").read_text()
     assert [int(row["epoch"]) for row in training.read_history(run)] == list(range(epochs))
     assert run.is_finished() and not run.backup.exists()
     first, second = fingerprints(tmp_path)
     assert first == second  # synchronous training: the same weights on both workers
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("worker-") and p.is_dir()) == []
+    # Worker 1 trained in a scratch dir of its own under TMPDIR: there while it ran (SIGKILL left it), removed once it finished.
+    def scratch_dirs(tmpdir: Path) -> list[str]:
+        return [p.name.rsplit("-", 1)[0] for p in tmpdir.iterdir() if p.name.startswith("worker-")]
+
+    assert scratch_dirs(tmp_path / "tmp-killed") == ["worker-1"] and scratch_dirs(tmp_path / "tmp-resumed") == []
     assert json.loads(run.metrics.read_text())["accuracy"] >= 0.9
 
 

@@ -14,9 +14,10 @@ from sentiment.errors import ModelError, SentimentError
 # P(positive) and label of the shipped SavedModels (predict.py's default models), measured
 # when they were pinned: a change to them, or to how they are loaded and fed, shows here.
 SHIPPED = {
-    "lstm": ("1", {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")}),
-    "simple_rnn": ("1", {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")}),
-    "wide_lstm": ("1", {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")}),
+    ("lstm", "1"): {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")},
+    ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
+    ("wide_lstm", "1"): {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")},
+    ("wide_lstm", "2"): {"This movie was wonderful": (0.854967, "positive"), "Worst film I have ever seen": (0.015590, "negative")},
 }
 
 
@@ -26,12 +27,19 @@ def run_predict(capsys, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
     return run_entry("predict.py", args, capsys, stdin=stdin)
 
 
+def test_every_shipped_version_is_pinned_and_names_resolve_to_the_newest():
+    shipped = {(d.parent.name, d.name) for d in cli.DEFAULT_MODELS_DIR.glob("*/*") if (d / "saved_model.pb").exists()}
+    assert shipped == set(SHIPPED), "a model was shipped or removed: measure and pin its probabilities"
+    for name in {n for n, _ in SHIPPED}:
+        newest = max(int(v) for n, v in SHIPPED if n == name)
+        assert prediction.resolve_model(name, cli.DEFAULT_MODELS_DIR) == cli.DEFAULT_MODELS_DIR / name / str(newest)
+
+
 @pytest.mark.parametrize("engine", ["savedmodel", "litert"])
-@pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_models_give_their_recorded_probabilities(name, engine):
-    version, expected = SHIPPED[name]
-    path = prediction.resolve_model(name, cli.DEFAULT_MODELS_DIR)
-    assert path == cli.DEFAULT_MODELS_DIR / name / version, f"a new {name} was shipped ({path}): measure and pin its probabilities"
+@pytest.mark.parametrize("name, version", sorted(SHIPPED))
+def test_shipped_models_give_their_recorded_probabilities(name, version, engine):
+    expected = SHIPPED[name, version]
+    path = cli.DEFAULT_MODELS_DIR / name / version
     if engine == "litert" and not litert_engine.has_litert(path):
         pytest.skip(f"{path} has no LiteRT model yet: python export_model.py --add-litert {path}")
     predictor = litert_engine.LiteRTPredictor(path) if engine == "litert" else prediction.Predictor(path)

@@ -108,3 +108,16 @@ def test_grids_hold_every_seed_and_share_cells_trained_once(monkeypatch):
     assert cell == {"length": 100, "score": [100.0, 100.1], "solved": [True, False], "steps": [100, 100], "seconds": [0.0, 0.0]}
     assert both[1]["cells"]["gru"] == [cell] and both[0]["lengths"] == [10, 100] and both[0]["seeds"] == [0, 1]
     assert probes.solved_share(cell) == 0.5
+
+
+@pytest.mark.slow
+def test_cells_on_spawned_workers_match_this_process_and_keep_tensorflow_quiet(capfd):
+    grid = probes.Grid("first_token", (3,), (0, 1), models=("simple_rnn",))
+    alone = probes.run_grids([grid], training.seed_everything, workers=1)[0]
+    capfd.readouterr()
+    spread = probes.run_grids([grid], training.seed_everything, workers=2)[0]
+    (one,), (two,) = alone["cells"]["simple_rnn"], spread["cells"]["simple_rnn"]
+    assert [one[k] for k in ("score", "solved", "steps")] == [two[k] for k in ("score", "solved", "steps")]  # each cell seeds itself
+    assert all(two["solved"])
+    noise = [line for line in capfd.readouterr().err.splitlines() if line.startswith(("I0000", "W0000", "E0000", "WARNING: All log"))]
+    assert noise == []  # the workers' TensorFlow start-up notices stay off the terminal
