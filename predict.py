@@ -9,12 +9,11 @@ version); the model carries its own preprocessing, so no other settings are need
 
 --engine: savedmodel runs the SavedModel in TensorFlow (about 4.5 s and 0.8 GB to start);
 litert runs its LiteRT twin (assets.extra/classifier.tflite, written by export_model.py)
-without TensorFlow: about 0.2 s and 60 MB. Both give the same labels, probabilities within
-1e-4. auto (the default) takes LiteRT whenever the model has it, whatever the input size:
-measured on 2 CPU cores (benchmarks/predict_speed.py), LiteRT was faster at every size,
-from 1 review (0.24 s against 4.9 s) to 10,000 (12 s against 20 s; 830 against 490
-reviews/s), so the engines never cross. It falls back to the SavedModel when the model has
-no LiteRT files, ai-edge-litert is not installed, or the files cannot be loaded.
+without TensorFlow: about 0.2 s and 90 MB. Both give the same labels, probabilities within
+1e-4. auto (the default) takes LiteRT when the model has it, up to the input size where the
+SavedModel was measured faster (auto_max_reviews in its litert.json, written by
+benchmarks/predict_speed.py --record; wide_lstm/2: 8,422 reviews), and the SavedModel beyond
+or when the model has no LiteRT files, ai-edge-litert is not installed, or the files cannot be loaded.
 """
 
 import argparse

@@ -89,23 +89,56 @@ def classification_rate(stderr: str) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
-def crossover(sizes: list[int], times: dict[str, list[float]]) -> str:
-    """Describe where the measured wall times of the two engines cross (linear between measured sizes)."""
-    lite, saved = np.array(times["litert"]), np.array(times["savedmodel"])
-    faster = ["litert" if a < b else "savedmodel" for a, b in zip(lite, saved)]
+def faster_engines(times: dict[str, list[float]]) -> list[str]:
+    """Return the faster engine at each measured size."""
+    return ["litert" if a < b else "savedmodel" for a, b in zip(times["litert"], times["savedmodel"])]
+
+
+def crossing(sizes: list[int], times: dict[str, list[float]]) -> tuple[float, int] | None:
+    """Return where the wall times of the two engines first cross (linear between sizes) and the size index after it."""
+    lite, saved, faster = np.array(times["litert"]), np.array(times["savedmodel"]), faster_engines(times)
     if len(set(faster)) == 1:
-        return f"no crossover between {sizes[0]} and {sizes[-1]} reviews: {faster[0]} is faster at every size"
+        return None
     i = next(k for k in range(1, len(sizes)) if faster[k] != faster[k - 1])
     gap0, gap1 = saved[i - 1] - lite[i - 1], saved[i] - lite[i]
-    at = sizes[i - 1] + (sizes[i] - sizes[i - 1]) * gap0 / (gap0 - gap1)
+    return sizes[i - 1] + (sizes[i] - sizes[i - 1]) * gap0 / (gap0 - gap1), i
+
+
+def crossover(sizes: list[int], times: dict[str, list[float]]) -> str:
+    """Describe where the measured wall times of the two engines cross."""
+    faster, found = faster_engines(times), crossing(sizes, times)
+    if found is None:
+        return f"no crossover between {sizes[0]} and {sizes[-1]} reviews: {faster[0]} is faster at every size"
+    at, i = found
     return f"crossover near {at:,.0f} reviews: {faster[i - 1]} below, {faster[i]} above"
+
+
+def crossover_size(sizes: list[int], times: dict[str, list[float]]) -> int | None:
+    """Return the largest input LiteRT should take (None: LiteRT at every size measured, or the SavedModel at every size)."""
+    found, faster = crossing(sizes, times), faster_engines(times)
+    if found is None or faster[0] != "litert":
+        return None
+    return int(found[0])
+
+
+def record_crossover(model: Path, limit: int | None) -> None:
+    """Write ``limit`` into the export's litert.json as ``auto_max_reviews`` (atomically); None removes it."""
+    sys.path.insert(0, str(ROOT))
+    from sentiment import artifacts
+
+    manifest = model / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
+    values = {k: v for k, v in artifacts.read_json(manifest).items() if k != "auto_max_reviews"}
+    artifacts.write_json(manifest, {**values, **({"auto_max_reviews": limit} if limit else {})})
+    print(f"recorded in {manifest}: auto_max_reviews = {limit}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "saved_models" / "lstm" / "1"), help="an exported version dir (copied, never modified)")
+    parser.add_argument("--model", default=str(ROOT / "saved_models" / "lstm" / "1"), help="an exported version dir (copied; modified only by --record)")
     parser.add_argument("--reviews", type=int, default=10_000, help="generated reviews for the throughput run")
     parser.add_argument("--runs", type=int, default=5, help="cold starts per engine (the median is shown)")
+    parser.add_argument("--record", action="store_true",
+                        help="write the measured crossover into --model's litert.json as auto_max_reviews (predict.py --engine auto uses it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="predict-speed-") as tmp:
         workdir = Path(tmp)
@@ -142,6 +175,8 @@ def main() -> int:
     for i, size in enumerate(sizes):
         print(f"{size:>8,} " + " ".join(f"{wall[e][i]:>11.2f}" for e in ENGINES))
     print(crossover(sizes, wall))
+    if args.record:
+        record_crossover(Path(args.model), crossover_size(sizes, wall))
     return 0
 
 

@@ -45,6 +45,15 @@ def litert_installed() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
+def auto_max_reviews(path: Path) -> int | None:
+    """Return the input size beyond which this export's SavedModel was measured faster (``litert.json``), or None."""
+    try:
+        value = read_json(Path(path) / LITERT_DIR / LITERT_MANIFEST).get("auto_max_reviews")
+    except (OSError, ModelError, AttributeError):  # no manifest, or a damaged one: the predictor reports it
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def has_litert(path: Path) -> bool:
     """Return True if the exported version dir ``path`` carries a complete LiteRT model (its manifest)."""
     return (Path(path) / LITERT_DIR / LITERT_MANIFEST).is_file()

@@ -33,13 +33,11 @@ log = logging.getLogger(__name__)
 MAX_REVIEW_CHARS = 100_000
 
 ENGINES = ("auto", "litert", "savedmodel")
-# --engine auto runs LiteRT for up to this many reviews (None: any number), the SavedModel
-# beyond. benchmarks/predict_speed.py on the shipped LSTM, 2 CPU cores, whole processes:
-# LiteRT 0.24 s for 1 review, 1.3 s for 1,000, 12.1 s for 10,000; the SavedModel 4.9 s,
-# 6.6 s, 20.3 s. LiteRT starts ~4.6 s sooner and also costs less per review (1.2 ms against
-# 1.5 ms: it runs each review at its own length, the SavedModel pads a batch to its longest
-# review), so the two never cross and auto needs no limit.
-AUTO_LITERT_MAX_REVIEWS: int | None = None
+# --engine auto runs LiteRT for up to ``auto_max_reviews`` reviews, the SavedModel beyond. Where
+# the two cross depends on the model: LiteRT starts ~4 s sooner, but runs reviews one at a time.
+# On the shipped lstm/1 (800 tokens) LiteRT was faster at every size up to 10,000 reviews; on
+# wide_lstm/2 (256 tokens) the SavedModel was faster from ~7,800. benchmarks/predict_speed.py
+# --record measures it and writes it into the export's litert.json; without it, LiteRT always.
 
 
 @dataclasses.dataclass
@@ -120,7 +118,8 @@ def choose_engine(engine: str, path: Path, n_reviews: int) -> str:
         if not litert_engine.has_litert(path):
             raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
         return engine
-    small = AUTO_LITERT_MAX_REVIEWS is None or n_reviews <= AUTO_LITERT_MAX_REVIEWS
+    limit = litert_engine.auto_max_reviews(path)
+    small = limit is None or n_reviews <= limit
     if engine == "auto" and small and litert_engine.has_litert(path) and litert_engine.litert_installed():
         return "litert"
     return "savedmodel"

@@ -144,9 +144,12 @@ def test_damaged_or_missing_litert_files_are_model_errors(version_copy):
 def test_engine_choice(version_copy, monkeypatch):
     assert prediction.choose_engine("auto", version_copy, 1) == "litert"
     assert prediction.choose_engine("auto", version_copy, 10**6) == "litert"  # measured: LiteRT is faster at any size
-    monkeypatch.setattr(prediction, "AUTO_LITERT_MAX_REVIEWS", 100)
+    manifest = version_copy / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
+    artifacts.write_json(manifest, {**artifacts.read_json(manifest), "auto_max_reviews": 100})  # as predict_speed.py --record does
     assert prediction.choose_engine("auto", version_copy, 100) == "litert"
     assert prediction.choose_engine("auto", version_copy, 101) == "savedmodel"
+    assert prediction.choose_engine("litert", version_copy, 101) == "litert"  # asked for by name: no limit
+    litert_engine.LiteRTPredictor(version_copy)  # the manifest's extra key leaves it valid
     assert prediction.choose_engine("savedmodel", version_copy, 1) == "savedmodel"
     monkeypatch.setattr(litert_engine, "litert_installed", lambda: False)
     assert prediction.choose_engine("auto", version_copy, 1) == "savedmodel"
