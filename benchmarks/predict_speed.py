@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for sentiment.artifacts in --record; predict.py itself runs in subprocesses
 ENGINES = ("litert", "savedmodel")
 ONE_REVIEW = "This movie was wonderful, I loved every minute of it"
 
@@ -123,7 +124,6 @@ def crossover_size(sizes: list[int], times: dict[str, list[float]]) -> int | Non
 
 def record_crossover(model: Path, limit: int | None) -> None:
     """Write ``limit`` into the export's litert.json as ``auto_max_reviews`` (atomically); None removes it."""
-    sys.path.insert(0, str(ROOT))
     from sentiment import artifacts
 
     manifest = model / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST

@@ -20,6 +20,7 @@ from sentiment import cli  # noqa: E402
 
 def measure(name: str, length: int, batch_size: int, batches: int) -> dict:
     """Time ``batches`` training steps and inference batches of one model; return its figures."""
+    import keras
     import numpy as np
 
     from sentiment import models
@@ -32,7 +33,7 @@ def measure(name: str, length: int, batch_size: int, batches: int) -> dict:
     y = rng.integers(0, 2, size=len(x)).astype(np.float32)
     if config.ngram_vocab_size:  # a wide model also reads n-gram ids: about two per token (1- and 2-grams)
         x = {models.TOKEN_IDS: x, models.NGRAM_IDS: rng.integers(2, config.ngram_vocab_size, size=(len(y), 2 * length)).astype(np.int32)}
-    head = {k: v[:batch_size * 2] for k, v in x.items()} if isinstance(x, dict) else x[:batch_size * 2]
+    head = keras.tree.map_structure(lambda a: a[:batch_size * 2], x)
     model.fit(head, y[:batch_size * 2], batch_size=batch_size, verbose=0)  # trace once
     started = time.perf_counter()
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)

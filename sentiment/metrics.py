@@ -53,6 +53,16 @@ def accuracy_interval(labels: np.ndarray, probs: np.ndarray, threshold: float = 
     return [float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))]
 
 
+def paired_difference(right_a: np.ndarray, right_b: np.ndarray, level: float = 0.95, seed: int = 0) -> dict:
+    """Return B's accuracy minus A's on the same reviews and its percentile bootstrap interval (reviews resampled in pairs)."""
+    if not len(right_a):
+        return {"difference": None, "ci95": [float("nan"), float("nan")]}
+    gain = right_b.astype(np.float64) - right_a
+    resampled = gain[np.random.default_rng(seed).integers(0, len(gain), (BOOTSTRAP_RESAMPLES, len(gain)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return {"difference": float(gain.mean()), "ci95": [float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))]}
+
+
 def mcnemar_test(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, threshold: float = 0.5) -> dict:
     """McNemar's exact test of two models on the same reviews: is one right more often where they disagree?
 

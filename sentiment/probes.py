@@ -136,26 +136,6 @@ def score_mse(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(((predict(model, x) - y) ** 2).mean())
 
 
-def solved_accuracy(score: float) -> bool:
-    """Return True if a classification probe is solved."""
-    return score >= SOLVED_ACCURACY
-
-
-def solved_mse(score: float) -> bool:
-    """Return True if the adding problem is solved."""
-    return score < SOLVED_MSE
-
-
-def settled_accuracy(score: float) -> bool:
-    """Return True if a classification probe's validation accuracy is high enough to stop training."""
-    return score >= SETTLED_ACCURACY
-
-
-def settled_mse(score: float) -> bool:
-    """Return True if the adding problem's validation MSE is low enough to stop training."""
-    return score < SETTLED_MSE
-
-
 @dataclasses.dataclass(frozen=True)
 class ProbeTask:
     """A synthetic task: its data, the model head it needs, what counts as solved, and its step budget."""
@@ -164,35 +144,54 @@ class ProbeTask:
     build: Callable[[Config], keras.Model]
     compile: Callable[[keras.Model, Config], keras.Model]
     score: Callable[[keras.Model, np.ndarray, np.ndarray], float]
-    solved: Callable[[float], bool]
-    settled: Callable[[float], bool]  # validation score at which the probe recipe stops early
     metric: str  # what ``score`` measures
-    rule: str  # ``solved`` in words, for the report
+    lower_is_better: bool
+    solved_at: float  # test score that counts as solved
+    settled_at: float  # validation score at which the probe recipe stops early
     trivial: float  # the score of a model that ignores the input
     lengths: tuple[int, ...]
     budget: int  # training steps (batches) of the probe recipe
     describe: str
     demands: str  # what the recurrent state has to do to solve it
 
+    def reaches(self, score: float, threshold: float) -> bool:
+        """Return True if ``score`` is at ``threshold`` or better (below it, for an error)."""
+        return score < threshold if self.lower_is_better else score >= threshold
 
+    def solved(self, score: float) -> bool:
+        """Return True if a test score solves the task."""
+        return self.reaches(score, self.solved_at)
+
+    def settled(self, score: float) -> bool:
+        """Return True if a validation score is good enough to stop training."""
+        return self.reaches(score, self.settled_at)
+
+    @property
+    def rule(self) -> str:
+        """``solved`` in words, for the report."""
+        return f"test {self.metric} {'<' if self.lower_is_better else '≥'} {self.solved_at}"
+
+
+TOKEN_TASK = dict(build=models.build_model, compile=models.compile_model, score=score_accuracy, metric="accuracy",
+                  lower_is_better=False, solved_at=SOLVED_ACCURACY, settled_at=SETTLED_ACCURACY, trivial=0.5,
+                  lengths=(10, 50, 100, 200, 400), budget=600)
 TASKS: dict[str, ProbeTask] = {
     "first_token": ProbeTask(
-        make_first_token_data, models.build_model, models.compile_model, score_accuracy, solved_accuracy, settled_accuracy, "accuracy",
-        f"test accuracy ≥ {SOLVED_ACCURACY}", 0.5, (10, 50, 100, 200, 400), 600,
-        "label = the first token, then N distractors that are never label tokens",
-        "keep one token; nothing later competes for the state",
+        generate=make_first_token_data, **TOKEN_TASK,
+        describe="label = the first token, then N distractors that are never label tokens",
+        demands="keep one token; nothing later competes for the state",
     ),
     "interference": ProbeTask(
-        make_interference_data, models.build_model, models.compile_model, score_accuracy, solved_accuracy, settled_accuracy, "accuracy",
-        f"test accuracy ≥ {SOLVED_ACCURACY}", 0.5, (10, 50, 100, 200, 400), 600,
-        "label = the first token, then N distractors, half of them label tokens of either kind",
-        "keep one token while later tokens of the same kinds are kept out of the state",
+        generate=make_interference_data, **TOKEN_TASK,
+        describe="label = the first token, then N distractors, half of them label tokens of either kind",
+        demands="keep one token while later tokens of the same kinds are kept out of the state",
     ),
     "adding": ProbeTask(
-        make_adding_data, build_regressor, compile_regressor, score_mse, solved_mse, settled_mse, "MSE",
-        f"test MSE < {SOLVED_MSE}", ADDING_BASELINE_MSE, (50, 100, 200, 400), 1500,
-        "target = sum of the two marked values among T (value, marker) steps",
-        "write two values chosen by a marker into the state and add them, while every step brings a new value",
+        generate=make_adding_data, build=build_regressor, compile=compile_regressor, score=score_mse, metric="MSE",
+        lower_is_better=True, solved_at=SOLVED_MSE, settled_at=SETTLED_MSE, trivial=ADDING_BASELINE_MSE,
+        lengths=(50, 100, 200, 400), budget=1500,
+        describe="target = sum of the two marked values among T (value, marker) steps",
+        demands="write two values chosen by a marker into the state and add them, while every step brings a new value",
     ),
 }
 
@@ -353,11 +352,6 @@ def run_grids(grids: list[Grid], reseed: Reseed | None = None, workers: int = 1)
             log.info("cell %d/%d %s %s N=%d seed %d (%s): %s %.4g after %d steps, %.0f s", i, len(jobs), *job,
                      TASKS[job[0]].metric, result["score"], result["steps"], result["seconds"])
     return [summarize_grid(grid, results) for grid in grids]
-
-
-def run_grid(grid: Grid, reseed: Reseed | None = None) -> dict:
-    """Run one grid in this process; return its results."""
-    return run_grids([grid], reseed)[0]
 
 
 def summarize_grid(grid: Grid, results: dict[Job, dict]) -> dict:

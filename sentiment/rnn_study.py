@@ -141,20 +141,10 @@ def bucket_accuracy(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray) 
     return rows
 
 
-def paired_difference(right_a: np.ndarray, right_b: np.ndarray, level: float = 0.95, seed: int = 0) -> dict:
-    """Return B's accuracy minus A's on the same reviews and its percentile bootstrap interval (reviews resampled in pairs)."""
-    if not len(right_a):
-        return {"difference": None, "ci95": [float("nan"), float("nan")]}
-    gain = right_b.astype(np.float64) - right_a
-    resampled = gain[np.random.default_rng(seed).integers(0, len(gain), (metrics.BOOTSTRAP_RESAMPLES, len(gain)))].mean(axis=1)
-    tail = (1 - level) / 2
-    return {"difference": float(gain.mean()), "ci95": [float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))]}
-
-
 def paired_buckets(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, lengths: np.ndarray) -> list[dict]:
     """Return, per length bucket and overall, B minus A in accuracy with its interval and McNemar's exact p."""
     right_a, right_b = (probs_a >= 0.5) == labels, (probs_b >= 0.5) == labels
-    return [{"bucket": name, "count": int(mask.sum()), **paired_difference(right_a[mask], right_b[mask]),
+    return [{"bucket": name, "count": int(mask.sum()), **metrics.paired_difference(right_a[mask], right_b[mask]),
              "mcnemar_p": metrics.mcnemar_test(labels[mask], probs_a[mask], probs_b[mask])["p_value"]}
             for name, mask in named_masks(lengths).items()]
 

@@ -86,3 +86,15 @@ def test_reports_keep_per_review_predictions_for_paired_tests():
     np.testing.assert_allclose(m["predictions"]["probabilities"], PROBS, atol=1e-6)
     low, high = m["accuracy_ci95"]
     assert 0 <= low <= m["accuracy"] <= high <= 1
+
+
+def test_paired_difference_finds_a_real_gap_and_not_a_tiny_one():
+    gen = np.random.default_rng(0)
+    a = gen.random(2000) < 0.80
+    b = a | (gen.random(2000) < 0.5)  # B right wherever A is, and on about half the rest
+    clear = metrics.paired_difference(a, b)
+    assert clear["difference"] == pytest.approx(b.mean() - a.mean()) and clear["ci95"][0] > 0.05
+    c = a.copy()  # C is wrong on 40 reviews A gets right and right on 50 it gets wrong: +0.005
+    c[np.flatnonzero(a)[:40]], c[np.flatnonzero(~a)[:50]] = False, True
+    tiny = metrics.paired_difference(a, c)
+    assert tiny["difference"] == pytest.approx(0.005) and tiny["ci95"][0] < 0 < tiny["ci95"][1]  # not a finding
