@@ -85,11 +85,11 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
     model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(x))
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-    timer = training.EpochTimer()
+    timer, epoch = training.EpochTimer(), input_pipeline.epoch_variable()
     warnings.filterwarnings("ignore", message="Your input ran out of data")  # bucketed data has no known length
-    history = model.fit(input_pipeline.make_train_dataset(splits.train, preprocessor, config),
+    history = model.fit(input_pipeline.make_train_dataset(splits.train, preprocessor, config, epoch),
                         validation_data=input_pipeline.make_eval_dataset(splits.validation, preprocessor, config),
-                        epochs=2, callbacks=[timer], verbose=0)
+                        epochs=2, callbacks=[training.ShuffleEpoch(epoch), timer], verbose=0)
     return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))]
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from sentiment.errors import ModelError
+from sentiment.errors import ModelError, WriteError
 
 # An exported SavedModel version directory (see sentiment.export).
 SIGNATURE = "serving_default"
@@ -27,17 +29,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Readers see the old file or the new one, never half of one. The temporary name keeps
     the suffix (Keras and matplotlib choose the format from it) and is created by the
-    writer with the usual permissions.
+    writer with the usual permissions. The file is flushed to disk before the rename, so a
+    crash cannot leave a renamed but empty file. A write that fails for want of space or
+    an I/O error raises a :class:`WriteError` naming ``path`` and the space left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
+        sync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+            raise write_error(path, e) from e
         raise
+
+
+# Failures of the disk, not of the program: the run stops with one line and resumes once fixed.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+
+
+def write_error(path: Path, error: OSError) -> WriteError:
+    """Return the one-line error for a write of ``path`` the disk refused: what failed, and the space left there."""
+    return WriteError(f"cannot write {path}: {error.strerror or error} ({free_space(path.parent)} free there); "
+                      "make room and run the same command again (a training run resumes where it stopped)")
+
+
+def free_space(folder: Path) -> str:
+    """Return the free space of the file system holding ``folder`` (its nearest existing ancestor), e.g. '312 KB'."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "unknown space"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if free < 1024 or unit == "GB":
+            return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+        free /= 1024
+    return f"{free:.1f} TB"
+
+
+def sync_file(path: Path) -> None:
+    """Flush a written file's data to the disk (where a late ENOSPC or EIO shows up, if not at write time)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, NoReturn
 # TF_ENABLE_ONEDNN_OPTS is left alone: it changes numerics, not just messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from sentiment.artifacts import DISK_ERRNOS, write_error  # noqa: E402
 from sentiment.config import Config, config_fields, field_type, read_recipe  # noqa: E402
 from sentiment.errors import SentimentError  # noqa: E402
 from sentiment.quiet import native_stderr_silenced  # noqa: E402
@@ -80,16 +81,35 @@ def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.Argum
 def run_main(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
     """Run ``main``; return its exit code, or print one ``error:`` line and return 2 (Ctrl-C: 130)."""
     try:
-        return main(sys.argv[1:] if argv is None else argv) or 0
+        code = main(sys.argv[1:] if argv is None else argv) or 0
+        sys.stdout.flush()  # here, not at exit: a reader that went away is then caught below
+        return code
+    except BrokenPipeError:
+        return reader_went_away()
     except SentimentError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable output dir, full disk: the user's to fix, not a bug
-        print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        if e.errno in DISK_ERRNOS and e.filename:
+            print(f"error: {write_error(Path(e.filename), e)}", file=sys.stderr)
+        else:
+            print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def reader_went_away() -> int:
+    """End quietly when the reader of stdout has closed it (``predict.py ... | head -1``), as Unix tools do.
+
+    Python would otherwise complain again when flushing stdout at exit; stdout is pointed at
+    /dev/null first. The exit code is the shell's for a death by SIGPIPE (128 + 13).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def setup_logging(verbose: bool = True) -> None:

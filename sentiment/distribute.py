@@ -127,13 +127,17 @@ class LoopState:
         return cls(tf.Variable(0, dtype=tf.int64), tf.Variable(np.inf, dtype=tf.float64), tf.Variable(0, dtype=tf.int64))
 
 
-def make_steps(model: keras.Model, strategy: tf.distribute.Strategy, global_batch: int) -> tuple[Callable, Callable]:
-    """Return tf.functions running one epoch of training / evaluation over a distributed dataset.
+def replica_steps(model: keras.Model, global_batch: int) -> tuple[Callable, Callable]:
+    """Return the per-replica training and evaluation steps ``strategy.run`` calls on one batch ``(x, y)``.
 
-    Both return summed (loss × reviews, correct, reviews) over all workers. Workers whose
-    shard ran out get empty batches from the distributed iterator; the loss is divided by the
-    global batch (not the local one), so an empty batch adds nothing.
+    Both return this replica's (loss × reviews, correct, reviews, empty batches). A worker whose
+    shard ran out gets an empty batch from the distributed iterator: 0 reviews and 0 tokens wide,
+    which the recurrent layers cannot run on. Such a step skips the model (``tf.cond`` on the
+    batch size) and adds zeros; a training step still applies zero gradients, because
+    ``apply_gradients`` all-reduces them, a collective every replica must join. The loss is
+    divided by the global batch (not the local one), so every review weighs the same.
     """
+    variables = model.trainable_variables
 
     def batch_sums(x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, ...]:
         probs = tf.reshape(tf.cast(model(x, training=training), tf.float32), [-1])
@@ -141,24 +145,49 @@ def make_steps(model: keras.Model, strategy: tf.distribute.Strategy, global_batc
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.cast(probs >= 0.5, tf.float32), y), tf.float32))
         return per_review, correct
 
-    def train_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def gradients_and_sums(x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             per_review, correct = batch_sums(x, y, training=True)
             loss = tf.nn.compute_average_loss(per_review, global_batch_size=global_batch)
+        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # Dense: the embedding's sparse gradients have a different row count on every worker, which
         # the all-gather of IndexedSlices inside a tf.function loop rejects (shape mismatch).
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
-        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
-        return tf.reduce_sum(per_review), correct, tf.cast(tf.size(y), tf.float32)
+        return [tf.convert_to_tensor(g) for g in grads], tf.reduce_sum(per_review), correct
+
+    def no_gradients() -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
+        return [tf.zeros(v.shape, v.dtype) for v in variables], tf.zeros([]), tf.zeros([])
+
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        reviews = tf.shape(y)[0]
+        grads, loss_sum, correct = tf.cond(reviews > 0, lambda: gradients_and_sums(x, y), no_gradients)
+        model.optimizer.apply_gradients(zip(grads, variables))  # all-reduces the gradients: on every replica
+        return loss_sum, correct, tf.cast(reviews, tf.float32), tf.cast(reviews == 0, tf.float32)
 
     def eval_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        per_review, correct = batch_sums(x, y, training=False)
-        return tf.reduce_sum(per_review), correct, tf.cast(tf.size(y), tf.float32)
+        def sums() -> tuple[tf.Tensor, tf.Tensor]:
+            per_review, correct = batch_sums(x, y, training=False)
+            return tf.reduce_sum(per_review), correct
+
+        reviews = tf.shape(y)[0]
+        loss_sum, correct = tf.cond(reviews > 0, sums, lambda: (tf.zeros([]), tf.zeros([])))
+        return loss_sum, correct, tf.cast(reviews, tf.float32), tf.cast(reviews == 0, tf.float32)
+
+    return train_step, eval_step
+
+
+def make_steps(model: keras.Model, strategy: tf.distribute.Strategy, global_batch: int) -> tuple[Callable, Callable]:
+    """Return tf.functions running one epoch of training / evaluation over a distributed dataset.
+
+    Both return (loss × reviews, correct, reviews, empty replica batches) summed over all
+    replicas and steps; see :func:`replica_steps` for the empty batches of a worker whose
+    shard ran out before the others'.
+    """
+    train_step, eval_step = replica_steps(model, global_batch)
 
     def run_over(step: Callable) -> Callable:
         @tf.function
         def epoch(dataset: tf.distribute.DistributedDataset) -> tf.Tensor:
-            totals = tf.zeros([3], tf.float32)
+            totals = tf.zeros([4], tf.float32)
             for x, y in dataset:
                 sums = strategy.run(step, args=(x, y))
                 totals += tf.stack([strategy.reduce("SUM", s, axis=None) for s in sums])
@@ -177,6 +206,7 @@ def fit_multi_worker(
     run: RunDir,
     restore_from: RunDir,
     strategy: tf.distribute.Strategy,
+    shuffle_epoch: tf.Variable,
 ) -> FitResult:
     """Train ``model`` (built under ``strategy``) until early stopping or ``config.epochs``, resumably; every worker calls it.
 
@@ -202,6 +232,7 @@ def fit_multi_worker(
     while not stopped(state, config):
         epoch = int(state.epoch.numpy())
         model.optimizer.learning_rate.assign(config.learning_rate * config.lr_decay**epoch)
+        shuffle_epoch.assign(epoch)  # seeds this epoch's shuffle (input_pipeline.make_train_dataset)
         started = time.perf_counter()
         train = train_epoch(train_data).numpy()
         train_end = time.perf_counter()
@@ -224,6 +255,9 @@ def fit_multi_worker(
         manager.save()  # every worker: saving is collective; non-chiefs write to their scratch dir
         log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f (%.1f s)", epoch + 1, row["loss"],
                  row["accuracy"], row["val_loss"], row["val_accuracy"], row["epoch_seconds"])
+        if train[3] or val[3]:
+            log.info("epoch %d: %d training and %d validation batch(es) were empty (a worker's shard ran out first)",
+                     epoch + 1, train[3], val[3])
     log.info("worker %d: final weights fingerprint %s", worker_index(strategy), weights_fingerprint(model))
     history = read_history(run) if chief else []
     best = min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {"epoch": 0}

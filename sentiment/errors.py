@@ -21,3 +21,11 @@ class DataError(SentimentError):
 
 class ModelError(SentimentError):
     """A saved model or run directory is missing or corrupt."""
+
+
+class WriteError(SentimentError):
+    """The disk refused a write (full, over quota, failing): nothing half-written is left, the same command resumes."""
+
+
+class ClusterError(SentimentError):
+    """A multi-worker run lost a worker: every survivor stops with one line; relaunching all of them resumes."""

@@ -6,6 +6,7 @@ The run directory's layout is described in :mod:`sentiment.rundir`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tempfile
 import time
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from sentiment import artifacts, distribute, evaluation, input_pipeline, metrics, models, preprocessing, report, training
 from sentiment.config import Config
-from sentiment.errors import ConfigError, DataError, first_line
+from sentiment.errors import ClusterError, ConfigError, DataError, first_line
 from sentiment.input_pipeline import Splits, Stream
 from sentiment.rundir import RunDir
 
@@ -146,10 +147,7 @@ def train_as_worker(config: Config, chief_run: RunDir, strategy: tf.distribute.S
         preprocessor, ngram_idf = prepare_preprocessing(run, vocabulary_sample(splits, config), config)
         with strategy.scope():
             classifier = models.compile_model(models.build_model(config, ngram_idf), config)
-        try:
-            fit_distributed(classifier, splits, preprocessor, config, run, chief_run, strategy)
-        except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as e:
-            raise DataError(f"lost the other workers ({' '.join(first_line(e).split())[:200]}); see the chief's log") from e
+        fit_distributed(classifier, splits, preprocessor, config, run, chief_run, strategy)
     return chief_run.path
 
 
@@ -164,8 +162,15 @@ def fit_distributed(classifier: keras.Model, splits: Splits, preprocessor: keras
 
         return dataset
 
-    return distribute.fit_multi_worker(classifier, shards(splits.train, input_pipeline.make_train_dataset),
-                                       shards(splits.validation, input_pipeline.make_eval_dataset), config, run, chief_run, strategy)
+    shuffle_epoch = input_pipeline.epoch_variable()
+    make_train = functools.partial(input_pipeline.make_train_dataset, epoch=shuffle_epoch)
+    try:
+        return distribute.fit_multi_worker(classifier, shards(splits.train, make_train), shards(splits.validation, input_pipeline.make_eval_dataset),
+                                           config, run, chief_run, strategy, shuffle_epoch)
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as e:
+        # A collective op fails on every survivor once a peer is gone: one line each, not a gRPC traceback.
+        raise ClusterError(f"worker {distribute.worker_index(strategy)} lost touch with the other workers "
+                           f"({' '.join(first_line(e).split())[:160]}); relaunch every worker with the same command to resume") from e
 
 
 def train_and_report(
@@ -179,7 +184,8 @@ def train_and_report(
     preprocessing_seconds = time.perf_counter() - started
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
     data_config = distribute.pipeline_config(config, strategy)
-    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, data_config, fixed_shapes=xla)
+    shuffle_epoch = input_pipeline.epoch_variable()
+    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
     val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
     streamed = isinstance(splits.train, Stream)
     train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
@@ -195,7 +201,7 @@ def train_and_report(
         result = fit_distributed(classifier, splits, preprocessor, config, run, run, strategy)
         classifier = models.load_model(run.checkpoint)  # the best epoch, as a single-device model for evaluation
     else:
-        result = training.fit(classifier, train_ds, val_ds, config, run, verbose, extra_callbacks)
+        result = training.fit(classifier, train_ds, val_ds, config, run, shuffle_epoch, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
     if streamed:  # the report reads test reviews into memory: at most stream_sample of them
         splits = Splits(splits.train, splits.validation, splits.test.head(config.stream_sample))
@@ -242,8 +248,9 @@ def refit_on_all_labelled(
     labelled = input_pipeline.Split(splits.train.texts + splits.validation.texts,
                                     np.concatenate([splits.train.labels, splits.validation.labels]))
     log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
-    train_ds = input_pipeline.make_train_dataset(labelled, preprocessor, config, fixed_shapes=models.use_xla(config))
-    history = training.refit(classifier, train_ds, config, run, epochs, verbose)
+    shuffle_epoch = input_pipeline.epoch_variable()
+    train_ds = input_pipeline.make_train_dataset(labelled, preprocessor, config, shuffle_epoch, fixed_shapes=models.use_xla(config))
+    history = training.refit(classifier, train_ds, config, run, epochs, shuffle_epoch, verbose)
     return {
         "epochs": epochs,
         "reviews": len(labelled),

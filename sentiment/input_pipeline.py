@@ -343,9 +343,9 @@ def read_csv_rows(path: Path) -> list[tuple[str, int]]:
 
 
 def open_csv(path: Path) -> TextIO:
-    """Open a CSV file, gunzipping a .gz, as UTF-8 text for the csv module."""
+    """Open a CSV file, gunzipping a .gz, as UTF-8 text for the csv module (a byte-order mark, as Excel writes, is dropped)."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    return opener(path, "rt", encoding="utf-8", newline="")
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
 
 
 @contextlib.contextmanager
@@ -365,7 +365,10 @@ def check_columns(path: Path, columns: list[str] | None) -> None:
         raise DataError(f"CSV {path} is empty")
     missing = [c for c in ("text", "label") if c not in columns]
     if missing:
-        raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(columns)})")
+        raise DataError(f"CSV {path} lacks column(s) {', '.join(missing)} (found: {', '.join(map(repr, columns))})")
+    repeated = sorted({c for c in columns if columns.count(c) > 1 and c in ("text", "label")})
+    if repeated:  # which one would be read is a guess; csv.DictReader would silently take the last
+        raise DataError(f"CSV {path} names column(s) {', '.join(repeated)} more than once; keep one of each")
 
 
 def parse_label(value: str | None, path: Path, row: int, line: int) -> int:
@@ -484,7 +487,9 @@ def records(source: Source) -> tf.data.Dataset:
     """Yield (text tf.string [], label float32 []) of a split."""
     if isinstance(source, Stream):
         return source.records()
-    return tf.data.Dataset.from_tensor_slices((source.texts, source.labels.astype(np.float32)))
+    # An explicit dtype and shape: an empty list (a worker's empty shard) would otherwise become float32.
+    texts = tf.constant(source.texts, tf.string, shape=[len(source)])
+    return tf.data.Dataset.from_tensor_slices((texts, source.labels.astype(np.float32)))
 
 
 def encode(source: Source | tf.data.Dataset, preprocess: Encoder) -> tf.data.Dataset:
@@ -509,20 +514,36 @@ def shard(source: Source, count: int, index: int) -> Source:
     return Split(source.texts[index::count], source.labels[index::count])
 
 
-def make_train_dataset(split: Source, preprocess: Encoder, config: Config, fixed_shapes: bool = False) -> tf.data.Dataset:
-    """Shuffled (seeded), length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32.
+def epoch_variable() -> tf.Variable:
+    """Return the int64 variable that tells a training pipeline which epoch it is shuffling for (0 to start)."""
+    return tf.Variable(0, dtype=tf.int64, trainable=False, name="shuffle_epoch")
 
-    In memory the encoded reviews are cached and shuffled whole; a stream is shuffled within
-    a window of STREAM_SHUFFLE_BUFFER reviews and encoded anew each epoch (flat memory).
-    ``fixed_shapes`` pads each batch to its bucket's width instead of its longest review,
-    so an XLA-compiled step sees a bounded set of shapes.
+
+def make_train_dataset(split: Source, preprocess: Encoder, config: Config, epoch: tf.Variable,
+                       fixed_shapes: bool = False) -> tf.data.Dataset:
+    """Shuffled, length-bucketed, right-padded batches: features [b, t] int32, labels [b] float32.
+
+    Each pass is shuffled with a seed made of ``config.seed`` and the value of ``epoch`` when
+    the pass begins (training.ShuffleEpoch sets it), so epoch k sees the same order whether
+    or not the run was interrupted and resumed before it. In memory the encoded reviews are
+    cached and shuffled whole; a stream is shuffled within a window of STREAM_SHUFFLE_BUFFER
+    reviews and encoded anew each epoch (flat memory). ``fixed_shapes`` pads each batch to its
+    bucket's width instead of its longest review, so an XLA-compiled step sees a bounded set of shapes.
     """
-    if isinstance(split, Stream):
-        shuffled = records(split).shuffle(STREAM_SHUFFLE_BUFFER, seed=config.seed, reshuffle_each_iteration=True)
-        ds = encode(shuffled, preprocess).filter(lambda x, y: token_count(x) > 0)
-    else:
-        ds = encode(split, preprocess).cache()
-        ds = ds.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
+    streamed = isinstance(split, Stream)
+    cached = None if streamed else encode(split, preprocess).cache()
+
+    def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
+        # A tensor seed next to a global seed of 0 trips a Python bool() inside TF's get_seed; this
+        # function's graph needs no global seed (config.seed is folded in), so it gets none.
+        tf.compat.v1.get_default_graph().seed = None
+        seed = tf.constant(config.seed, tf.int64) * 1_000_003 + epoch.read_value()  # read as each pass begins
+        if streamed:
+            shuffled = records(split).shuffle(STREAM_SHUFFLE_BUFFER, seed=seed)
+            return encode(shuffled, preprocess).filter(lambda x, y: token_count(x) > 0)
+        return cached.shuffle(len(split), seed=seed)
+
+    ds = tf.data.Dataset.range(1).flat_map(one_epoch)
     boundaries = [b for b in BUCKET_BOUNDARIES if b < config.max_len] + [config.max_len + 1]
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda x, y: token_count(x),

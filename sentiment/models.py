@@ -182,6 +182,8 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
         jit_compile=use_xla(config),
     )
+    # Its slots now, under the caller's strategy scope: a resumed run restores them before fit() would build them.
+    optimizer.build(model.trainable_variables)
     if use_xla(config) and not model.jit_compile:
         log.warning("XLA asked for but not used: Keras refuses it while TensorFlow op determinism is on")
     return model

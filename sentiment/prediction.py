@@ -144,8 +144,16 @@ def reject_wordless(reviews: list[Review]) -> None:
 
 
 def read_lines(data: bytes, source: str = "line") -> Iterator[Review]:
-    """Split file bytes into one review per line; invalid UTF-8 lines are marked, not fatal."""
-    for number, raw in enumerate(data.splitlines(), start=1):
+    """Split file bytes into one review per line; invalid UTF-8 lines are marked, not fatal.
+
+    Only ``\\n`` ends a line (a ``\\r\\n`` ending loses its ``\\r``), so line numbers match ``wc -l`` and
+    ``sed -n Np``: a lone ``\\r``, or a Unicode line separator, inside a review stays in it.
+    """
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline ending the last line
+    for number, raw in enumerate(lines, start=1):
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
         try:
             yield Review(f"{source} {number}", raw.decode("utf-8"))  # blank lines are rejected as empty later
         except UnicodeDecodeError as e:
@@ -231,6 +239,9 @@ def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str]
     from sentiment import models
 
     run = RunDir(Path(spec))
+    if run.config.exists() and not run.model.exists() and not (run.path / "saved_model.pb").exists():
+        raise ModelError(f"{spec} is a training run that did not finish (no model.keras yet); "
+                         "rerun its train.py command with the same --run-dir to resume it")
     if run.model.exists() and run.config.exists():
         model = models.load_model(run.model)
         return (lambda texts: model.predict(tf.constant(texts), verbose=0)), run.load_config(), f"run {spec}"

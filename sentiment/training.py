@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
+import io
 import logging
 import shutil
 import time
@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment.artifacts import write_text
+from sentiment import resume
+from sentiment.artifacts import atomic_path, write_text
 from sentiment.config import Config
 from sentiment.errors import ModelError
 from sentiment.models import load_model
@@ -113,27 +114,28 @@ def read_history_file(path: Path) -> list[dict[str, float]]:
 
 
 def write_history_row(path: Path, row: dict[str, float]) -> None:
-    """Append one epoch's row to a CSVLogger-style file (header first when new), as a custom loop's CSVLogger."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted(row, key=lambda k: (k != "epoch", k)))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    """Add one epoch's row to a CSVLogger-style file (header first when new), rewriting the file atomically."""
+    rows = read_history_rows(path)
+    fieldnames = list(rows[0]) if rows else sorted(row, key=lambda k: (k != "epoch", k))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows + [row])
+    write_text(path, buffer.getvalue())
+
+
+def read_history_rows(path: Path) -> list[dict[str, str]]:
+    """Return a history file's rows as strings, as written (empty if there is no file)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def epochs_backed_up(run: RunDir) -> int:
-    """Return how many epochs the run's BackupAndRestore state holds (0 if none)."""
-    return epochs_in_backup(run.backup)
-
-
-def epochs_in_backup(backup: Path) -> int:
-    """Return how many epochs a BackupAndRestore directory holds (0 if none)."""
-    meta = backup / "training_metadata.json"
-    try:
-        return int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelError(f"{meta} is unreadable ({e}); delete {backup} to restart this run from its first epoch") from e
+    """Return how many finished epochs the run's newest resume state holds (0 if none)."""
+    states = resume.saved_states(run.backup)
+    return states[0][0] if states else 0
 
 
 def trim_history(run: RunDir, epochs: int) -> None:
@@ -156,21 +158,71 @@ def learning_rate_schedule(config: Config) -> keras.callbacks.Callback:
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: config.learning_rate * config.lr_decay**epoch)
 
 
-def make_callbacks(run: RunDir, config: Config, verbose: int) -> list[keras.callbacks.Callback]:
-    """Return the training callbacks in the order they run: timing, NaN stop, LR schedule, early stopping, checkpoint, history, backup, TensorBoard."""
+class HistoryLog(keras.callbacks.Callback):
+    """Appends each epoch's logs to a CSVLogger-style ``history.csv``, rewriting it atomically (never a half row)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Record the epoch's metrics."""
+        write_history_row(self.path, {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model (atomically) whenever validation loss beats the best so far, earlier sessions of the run included."""
+
+    def __init__(self, path: Path, best: float = np.inf):
+        super().__init__()
+        self.path, self.best = path, best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Save if this epoch is the best yet."""
+        loss = (logs or {}).get("val_loss", np.inf)
+        if loss < self.best:
+            self.best = loss
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+
+
+class BackupState(keras.callbacks.Callback):
+    """Saves the resume state (model and optimizer variables) after every epoch: see :mod:`sentiment.resume`."""
+
+    def __init__(self, backup: Path):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Back up the state after ``epoch + 1`` finished epochs."""
+        resume.save(self.model, self.backup, epoch + 1)
+
+
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the training pipeline which epoch begins, so its shuffle is seeded by the epoch (see input_pipeline)."""
+
+    def __init__(self, epoch: tf.Variable):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Set the epoch before Keras makes the epoch's iterator."""
+        self.epoch.assign(epoch)
+
+
+def make_callbacks(run: RunDir, config: Config, verbose: int, shuffle_epoch: tf.Variable) -> list[keras.callbacks.Callback]:
+    """Return the training callbacks in the order they run: shuffle, timing, NaN stop, LR schedule, early stopping, checkpoint, history, backup, TensorBoard."""
     previous = [row["val_loss"] for row in read_history(run) if "val_loss" in row]
-    checkpoint = run.checkpoint
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        ShuffleEpoch(shuffle_epoch),
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
         learning_rate_schedule(config),
         ResumableEarlyStopping(
-            previous, checkpoint, monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=int(verbose > 0)
+            previous, run.checkpoint, monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=int(verbose > 0)
         ),
-        keras.callbacks.ModelCheckpoint(
-            checkpoint, monitor="val_loss", save_best_only=True, initial_value_threshold=min(previous, default=None)
-        ),
+        BestCheckpoint(run.checkpoint, min(previous, default=np.inf)),
         *history_and_backup(run.history, run.backup),
         keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False),
     ]
@@ -178,15 +230,11 @@ def make_callbacks(run: RunDir, config: Config, verbose: int) -> list[keras.call
 
 
 def history_and_backup(history: Path, backup: Path) -> list[keras.callbacks.Callback]:
-    """Return the CSVLogger and BackupAndRestore that make a fit resumable, in the order that makes it safe."""
-    return [
-        # History first, then the backup: a kill between the two leaves an extra history row,
-        # which trim_history drops on resume (a missing row could not be recovered).
-        keras.callbacks.CSVLogger(history, append=True),
-        # double_checkpoint keeps the previous backup, so a kill while writing one is survivable;
-        # the backup outlives fit() and is cleared once the run's metrics are written.
-        keras.callbacks.BackupAndRestore(backup, double_checkpoint=True, delete_checkpoint=False),
-    ]
+    """Return the history log and state backup that make a fit resumable, in the order that makes it safe."""
+    # History first, then the backup: a kill between the two leaves an extra history row,
+    # which trim_history drops on resume (a missing row could not be recovered). The backup
+    # outlives fit() and is cleared once the run's metrics are written.
+    return [HistoryLog(history), BackupState(backup)]
 
 
 def fit_bucketed(model: keras.Model, train_ds: tf.data.Dataset, **fit_args) -> None:
@@ -216,11 +264,15 @@ def fit(
     val_ds: tf.data.Dataset,
     config: Config,
     run: RunDir,
+    shuffle_epoch: tf.Variable,
     verbose: int = 2,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> FitResult:
-    """Train ``model`` until early stopping or ``config.epochs``, resuming from the run's backup if there is one."""
-    done = epochs_backed_up(run)
+    """Train ``model`` until early stopping or ``config.epochs``, resuming from the run's backup if there is one.
+
+    ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (input_pipeline.make_train_dataset).
+    """
+    done = resume.restore(model, run.backup)
     trim_history(run, done)
     if done and training_done(read_history(run), config):
         log.info("%s had finished training (%d epochs); restoring its best checkpoint", run, done)
@@ -228,25 +280,26 @@ def fit(
     else:
         if done:
             log.info("resuming %s after %d finished epoch(s)", run, done)
-        callbacks = make_callbacks(run, config, verbose) + list(extra_callbacks or [])
-        fit_bucketed(model, train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+        callbacks = make_callbacks(run, config, verbose, shuffle_epoch) + list(extra_callbacks or [])
+        fit_bucketed(model, train_ds, validation_data=val_ds, initial_epoch=done, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     history = read_history(run)
     best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
     return FitResult(history=history, best_epoch=int(best["epoch"]))
 
 
-def refit(model: keras.Model, train_ds: tf.data.Dataset, config: Config, run: RunDir, epochs: int, verbose: int = 2) -> list[dict[str, float]]:
+def refit(model: keras.Model, train_ds: tf.data.Dataset, config: Config, run: RunDir, epochs: int, shuffle_epoch: tf.Variable,
+          verbose: int = 2) -> list[dict[str, float]]:
     """Train a fresh ``model`` on train + validation for ``epochs`` epochs (no validation, same schedule), resumably.
 
     Early stopping already chose ``epochs`` on the held-out reviews; this spends them on
     10% more data. Returns the refit's history (one row per epoch).
     """
-    run.refit_history.parent.mkdir(parents=True, exist_ok=True)
-    done = epochs_in_backup(run.refit_backup)
+    done = resume.restore(model, run.refit_backup)
     trim_history_file(run.refit_history, done)
     if done:
         log.info("resuming the refit of %s after %d of %d epoch(s)", run, done, epochs)
-    callbacks = [EpochTimer(), keras.callbacks.TerminateOnNaN(), learning_rate_schedule(config),
+    callbacks = [ShuffleEpoch(shuffle_epoch), EpochTimer(), keras.callbacks.TerminateOnNaN(), learning_rate_schedule(config),
                  *history_and_backup(run.refit_history, run.refit_backup)]
-    fit_bucketed(model, train_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if done < epochs:
+        fit_bucketed(model, train_ds, initial_epoch=done, epochs=epochs, callbacks=callbacks, verbose=verbose)
     return read_history_file(run.refit_history)

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import ROOT, make_reviews, wait_for_epochs, write_csv
-from sentiment import distribute, training
+from sentiment import distribute, models, training
 from sentiment.errors import ConfigError
 from sentiment.models import make_config
 from sentiment.rundir import RunDir
@@ -31,6 +33,20 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import train
 sys.exit(cli.run_main(train.main, sys.argv[1:]))
+"""
+# One worker of a sweep: train.py's main once per argument list, in one process so the cluster starts up once
+# (MultiWorkerMirroredStrategy is made once per process: collective ops are set up at start-up); stops at the first failure.
+SWEEP_WORKER = """
+import json, sys
+sys.path.insert(0, {root!r})
+from sentiment import cli, distribute
+import train
+make_strategy, made = distribute.make_strategy, []
+distribute.make_strategy = lambda config: made[0] if made else made.append(make_strategy(config)) or made[0]
+for argv in json.loads(sys.argv[1]):
+    code = cli.run_main(train.main, argv)
+    if code:
+        sys.exit(code)
 """
 
 
@@ -74,6 +90,26 @@ def test_history_rows_read_back_like_csvlogger_rows(tmp_path):
     assert path.read_text().splitlines()[0] == "epoch,loss,val_loss"
 
 
+def test_a_replica_step_on_an_empty_batch_adds_nothing_but_still_applies_its_zero_gradients():
+    config = make_config("lstm", vocab_size=50, embedding_dim=4, units=4, max_len=16)
+    model = models.compile_model(models.build_model(config), config)
+    train_step, eval_step = distribute.replica_steps(model, global_batch=4)
+    # Traced as in the multi-worker loop, where the batch shapes are unknown: both branches of the tf.cond are built.
+    signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32)]
+    train, evaluate = (tf.function(step, input_signature=signature) for step in (train_step, eval_step))
+    before = model.get_weights()
+    empty = tf.zeros([0, 0], tf.int32), tf.zeros([0], tf.float32)  # what a worker whose shard ran out gets
+    assert [float(t) for t in train(*empty)] == [0, 0, 0, 1]  # loss sum, correct, reviews, empty batches
+    assert [float(t) for t in evaluate(*empty)] == [0, 0, 0, 1]
+    assert int(model.optimizer.iterations.numpy()) == 1  # still applied: under a strategy, the all-reduce every replica joins
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    batch = tf.constant([[3, 4, 5], [6, 7, 0]], tf.int32), tf.constant([1.0, 0.0])
+    loss, correct, reviews, empty_batches = (float(t) for t in train(*batch))
+    assert loss > 0 and 0 <= correct <= 2 and reviews == 2 and empty_batches == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert [float(t) for t in evaluate(*batch)][2:] == [2, 0]
+
+
 def free_ports(n: int) -> list[int]:
     """Return ``n`` TCP ports free on 127.0.0.1 right now."""
     sockets = [socket.socket() for _ in range(n)]
@@ -115,9 +151,12 @@ def test_two_workers_on_loopback_train_alike_resume_after_sigkill_and_only_the_c
                "--patience", "9", "--distribute", "multi_worker", *TINY]
     procs = start_workers(command, free_ports(2), tmp_path, tmp_path / "tmp-killed")
     wait_for_epochs(run.path, 2, procs, 120)
-    for p in procs:  # both workers die mid-run
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
+    os.killpg(procs[1].pid, signal.SIGKILL)  # worker 1 dies mid-run: the chief stops with one line
+    procs[1].wait()
+    assert procs[0].wait(timeout=120) == 2
+    chief_log = (tmp_path / "worker-0.log").read_text()
+    assert "Traceback" not in chief_log and chief_log.strip().splitlines()[-1].startswith("error: worker 0 lost touch with the other workers")
+    assert "relaunch every worker with the same command to resume" in chief_log
     assert not run.is_finished() and 2 <= len(training.read_history(run)) < epochs
     procs = start_workers(command, free_ports(2), tmp_path, tmp_path / "tmp-resumed")  # the same command restarts the cluster
     assert [p.wait(timeout=180) for p in procs] == [0, 0], (tmp_path / "worker-0.log").read_text()[-3000:]
@@ -145,3 +184,29 @@ def test_mirrored_on_two_logical_cpus_learns_a_separable_set(tmp_path):
     assert "distribute mirrored: 2 replica(s) in sync, global batch 32" in result.stderr
     assert run.is_finished()
     assert json.loads(run.metrics.read_text())["accuracy"] >= 0.9
+
+
+@pytest.mark.slow
+def test_two_workers_finish_whichever_runs_out_of_batches_first(tmp_path):
+    # Length-bucketed batches give the two shards of these generated sets different numbers of batches, so the worker
+    # that runs out first gets empty batches from the distributed iterator (the old loop crashed in the LSTM on them).
+    # 20 reviews (16 to train on, under one global batch of 32): worker 0 runs out of training batches;
+    # 330: worker 1 of validation batches; 450: worker 1 of training batches. One cluster start-up for all three.
+    sizes = [20, 330, 450]
+    runs = [RunDir(tmp_path / f"run-{n}") for n in sizes]
+    argvs = [["--data", str(write_csv(tmp_path / f"reviews-{n}.csv", make_reviews(n))), "--run-dir", str(run.path),
+              "--epochs", "1", "--distribute", "multi_worker", *TINY] for n, run in zip(sizes, runs)]
+    procs = start_workers([sys.executable, "-c", SWEEP_WORKER.format(root=str(ROOT)), json.dumps(argvs)], free_ports(2),
+                          tmp_path, tmp_path / "tmp")
+    try:
+        codes = [p.wait(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    logs = [(tmp_path / f"worker-{i}.log").read_text(errors="replace") for i in range(2)]
+    assert codes == [0, 0], "\n".join(f"--- worker {i}:\n{log[-2500:]}" for i, log in enumerate(logs))
+    assert [run.is_finished() for run in runs] == [True] * len(sizes)
+    empty = re.findall(r"(\d+) training and (\d+) validation batch\(es\) were empty", logs[0])
+    assert [(int(t) > 0, int(v) > 0) for t, v in empty] == [(True, False), (False, True), (True, False)]  # the cases above
+    assert len(set(fingerprints(tmp_path))) == 1  # the last run ended with the same weights on both workers

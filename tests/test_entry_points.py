@@ -425,3 +425,94 @@ def test_evaluate_finds_named_models_from_any_directory(tmp_path, capsys, monkey
     assert code == 0, err
     assert (tmp_path / "rep" / "report.md").is_file()
     assert str(ROOT / "saved_models" / "lstm") in (tmp_path / "rep" / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------
+# train.py: a disk that fills up
+
+
+def leftovers(root: Path) -> list[str]:
+    """Return temporary files an atomic write would leave behind if it failed half-way."""
+    return [str(p) for p in root.rglob("*") if ".tmp" in p.name]
+
+
+def test_train_on_a_full_disk_is_one_line_naming_the_path_then_the_same_command_resumes(tmp_path, capsys, csv_path, monkeypatch, caplog):
+    """ENOSPC while backing up epoch 2: one error line with the path and free space; freed, the run resumes after epoch 1."""
+    from sentiment import artifacts
+
+    run = RunDir(tmp_path / "run")
+    argv = ["--model", "lstm", "--data", str(csv_path), "--run-dir", str(run.path), "--epochs", "3", *TINY]
+    real_sync = artifacts.sync_file
+
+    def fills_at_second_backup(path: Path) -> None:
+        if path.name.startswith(".state-00002"):
+            raise OSError(28, "No space left on device")
+        real_sync(path)
+
+    monkeypatch.setattr(artifacts, "sync_file", fills_at_second_backup)
+    code, _, err = run_entry("train.py", argv, capsys)
+    assert_one_line_error(code, err, f"cannot write {run.backup / 'state-00002.npz'}: No space left on device (")
+    assert "free there" in err and not leftovers(run.path)
+    assert training.epochs_backed_up(run) == 1 and not run.is_finished()
+
+    monkeypatch.setattr(artifacts, "sync_file", real_sync)  # space freed
+    with caplog.at_level("INFO"):
+        code, _, err = run_entry("train.py", argv, capsys)
+    assert code == 0, err
+    assert f"resuming {run.path} after 1 finished epoch(s)" in caplog.text
+    assert [int(row["epoch"]) for row in training.read_history(run)] == [0, 1, 2] and run.is_finished()
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """Mount (or resize) a tmpfs of ``size`` at ``path``; False where this process may not mount."""
+    path.mkdir(exist_ok=True)
+    already = os.path.ismount(path)
+    options = f"remount,size={size}" if already else f"size={size}"
+    command = ["mount", "-o", options, str(path)] if already else ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["150k", "400k"])
+def test_train_on_a_really_full_tmpfs_fails_cleanly_and_resumes_once_it_grows(tmp_path, capsys, csv_path, size):
+    """The issue's case: a run dir on a tiny tmpfs; the disk fills somewhere in the run, then is made larger."""
+    disk = tmp_path / "disk"
+    if os.geteuid() != 0 or not mount_tmpfs(disk, size):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        run = RunDir(disk / "run")
+        argv = ["--model", "lstm", "--data", str(csv_path), "--run-dir", str(run.path), "--epochs", "2", *TINY,
+                "--vocab-size", "2000", "--embedding-dim", "16"]
+        code, _, err = run_entry("train.py", argv, capsys)
+        assert code == 2 and "Traceback" not in err, err
+        assert_one_line_error(code, err, "No space left on device")
+        assert "free there" in err and not leftovers(run.path)
+        assert mount_tmpfs(disk, "50m")
+        code, _, err = run_entry("train.py", argv, capsys)
+        assert code == 0, err
+        assert run.is_finished() and len(training.read_history(run)) == 2
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_evaluate_on_a_run_that_did_not_finish_says_so(interrupted_run, tmp_path, capsys):
+    run, _ = interrupted_run
+    code, _, err = run_entry("evaluate.py", [str(run.path), "--out", str(tmp_path / "rep")], capsys)
+    assert_one_line_error(code, err, "is a training run that did not finish")
+    assert "same --run-dir to resume" in err
+
+
+@pytest.mark.slow
+def test_predict_into_a_pipe_closed_early_ends_quietly(tmp_path):
+    """`predict.py ... | head -1`: no 'Broken pipe' error, the exit code of a SIGPIPE death."""
+    reviews = tmp_path / "many.txt"
+    reviews.write_text("".join(f"a fine film, number {i}\n" for i in range(20_000)))
+    result = subprocess.run(["bash", "-c", f"'{sys.executable}' predict.py --engine litert --file '{reviews}' | head -1; "
+                                           "echo \"codes ${PIPESTATUS[*]}\" >&2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert len(result.stdout.splitlines()) == 1
+    assert "error" not in result.stderr.lower() and "Broken pipe" not in result.stderr, result.stderr
+    assert "codes 141 0" in result.stderr

@@ -237,7 +237,7 @@ def test_fixed_shapes_pad_batches_to_bucket_widths(csv_path, tiny_config):
     splits = preprocessing.load_clean_splits(config)
     preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
     allowed = {w for w in ip.XLA_WIDTHS if w < 40} | {40}
-    for ids, _ in ip.make_train_dataset(splits.train, preprocessor, config, fixed_shapes=True):
+    for ids, _ in ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable(), fixed_shapes=True):
         assert ids.shape[1] in allowed
     plain = [ids.numpy() for ids, _ in ip.make_eval_dataset(splits.test, preprocessor, config)]
     fixed = list(ip.make_eval_dataset(splits.test, preprocessor, config, fixed_shapes=True))
@@ -290,7 +290,7 @@ def test_streamed_train_batches_hold_every_training_review(tmp_path, tiny_config
     config = tiny_config(data=str(write_csv(tmp_path / "r.csv", make_reviews(300) + [("... --- ...", 1)] * 20)), stream="on")
     train, _, _ = ip.load_streams(config)
     preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(train.head().texts, config))
-    batches = list(ip.make_train_dataset(train, preprocessor, config))
+    batches = list(ip.make_train_dataset(train, preprocessor, config, ip.epoch_variable()))
     seen = sum(int(y.shape[0]) for _, y in batches)
     wordless = sum(t == "... --- ..." for t in train.head().texts)
     assert wordless and seen == len(train.head()) - wordless  # no word left after standardization: dropped
@@ -321,3 +321,33 @@ def test_shards_with_different_columns_are_refused(tmp_path, tiny_config):
     write_csv(tmp_path / "b.csv", make_reviews(10), header=("label", "text"))
     with pytest.raises(DataError, match="different columns"):
         ip.load_streams(tiny_config(data=str(tmp_path / "*.csv")))
+
+
+@pytest.mark.parametrize("stream", ["off", "on"])
+def test_a_repeated_column_name_is_refused_by_both_readers(tmp_path, tiny_config, stream):
+    """`text,label,text`: which text column to read would be a guess (DictReader silently took the last)."""
+    path = tmp_path / "dup.csv"
+    path.write_text("text,label,text\n" + "".join(f"review {i} good,{i % 2},\n" for i in range(40)))
+    with pytest.raises(DataError, match="names column\\(s\\) text more than once"):
+        config = tiny_config(data=str(path), stream=stream)
+        ip.load_streams(config) if stream == "on" else ip.load_splits(config)
+
+
+@pytest.mark.parametrize("stream", ["off", "on"])
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path, tiny_config, stream):
+    rows = make_reviews(60)
+    path = write_csv(tmp_path / "excel.csv", rows)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    config = tiny_config(data=str(path), stream=stream)
+    if stream == "on":
+        texts = sorted(t for part in ip.load_streams(config) for t in part.head().texts)
+    else:
+        texts = sorted(t for _, split in ip.load_splits(config).items() for t in split.texts)
+    assert texts == sorted(t for t, _ in rows)
+
+
+def test_a_missing_column_error_shows_the_names_found_quoted(tmp_path, tiny_config):
+    path = tmp_path / "odd.csv"
+    path.write_text("review ,label\nnice,1\n")
+    with pytest.raises(DataError, match="lacks column\\(s\\) text \\(found: 'review ', 'label'\\)"):
+        ip.load_splits(tiny_config(data=str(path)))

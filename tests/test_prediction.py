@@ -161,3 +161,12 @@ def test_cli_failures_are_one_line_and_nonzero(saved_model, capsys, args, stdin,
     code, _, err = run_predict(capsys, "--models-dir", str(saved_model), "--engine", engine, *args, stdin=stdin)
     assert code != 0
     assert message in err and "Traceback" not in err
+
+
+def test_only_newlines_end_lines_so_numbers_match_wc_and_sed():
+    """A lone \\r (or U+2028) inside a line stays in the review; \\r\\n endings lose their \\r."""
+    data = "one\rstill one\r\ntwo\u2028still two\nthree".encode()
+    reviews = list(prediction.read_lines(data, "f line"))
+    assert [(r.source, r.text) for r in reviews] == [
+        ("f line 1", "one\rstill one"), ("f line 2", "two\u2028still two"), ("f line 3", "three")]
+    assert len(list(prediction.read_lines(b"a\nb\n", "x"))) == 2  # the final newline ends a line, starts none

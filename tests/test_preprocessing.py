@@ -89,7 +89,7 @@ def test_training_and_serving_see_the_same_token_ids(csv_path, tiny_config, trun
 def test_train_batches_are_bucketed_and_right_padded(csv_path, tiny_config):
     config, splits, preprocessor = splits_and_preprocessor(tiny_config, max_len=60, batch_size=8)
     widths, seen = [], 0
-    for ids, labels in ip.make_train_dataset(splits.train, preprocessor, config):
+    for ids, labels in ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable()):
         ids = ids.numpy()
         assert ids.dtype == np.int32 and labels.dtype == tf.float32
         assert ids.shape[1] <= 60
@@ -107,7 +107,7 @@ def test_train_order_is_seeded(csv_path, tiny_config):
     config, splits, preprocessor = splits_and_preprocessor(tiny_config)
 
     def first_batch():
-        return next(iter(ip.make_train_dataset(splits.train, preprocessor, config)))[0].numpy()
+        return next(iter(ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable())))[0].numpy()
 
     np.testing.assert_array_equal(first_batch(), first_batch())
 
@@ -157,5 +157,5 @@ def test_training_and_serving_see_the_same_ngram_ids(csv_path, tiny_config):
         # The wide branch reads the whole review: 1-grams then 2-grams, beyond max_len.
         words = len(preprocessing.standardize_texts([splits.test.texts[i]])[0].split())
         assert len(features[ip.NGRAM_IDS]) == 2 * words - 1 and len(features[ip.TOKEN_IDS]) == min(words, 10)
-    batch, _ = next(iter(ip.make_train_dataset(splits.train, preprocessor, config)))
+    batch, _ = next(iter(ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable())))
     assert batch[ip.TOKEN_IDS].shape[0] == batch[ip.NGRAM_IDS].shape[0] > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from sentiment import experiment, training
+from sentiment import artifacts, experiment, training
 from sentiment.rundir import RunDir
 
 
@@ -59,6 +59,42 @@ def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path,
     history = training.read_history(run_dir)
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
     assert run_dir.metrics.exists()
+
+
+def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_config, tmp_path):
+    """Seeded per-epoch shuffles and restored optimizer and dropout RNG state: a resumed CPU run is the same run."""
+    config = tiny_config("lstm", epochs=4, patience=9, lr_decay=0.7)
+    training.seed_everything(config.seed)
+    straight = RunDir(experiment.run(config, tmp_path / "straight", verbose=0))
+    resumed = RunDir(tmp_path / "resumed")
+    training.seed_everything(config.seed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, resumed.path, verbose=0, extra_callbacks=[CrashAtEpoch(2)])
+    training.seed_everything(config.seed)  # the same command again: train.py seeds before every run
+    experiment.run(config, resumed.path, verbose=0)
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    assert [[row[k] for k in keys] for row in training.read_history(resumed)] == \
+        [[row[k] for k in keys] for row in training.read_history(straight)]
+    metrics = [artifacts.read_json(run.metrics) for run in (straight, resumed)]
+    assert metrics[0]["loss"] == metrics[1]["loss"] and metrics[0]["accuracy"] == metrics[1]["accuracy"]
+
+
+def test_epochs_are_shuffled_differently_and_the_same_epoch_alike(tiny_config):
+    """The training pipeline's order is a function of (seed, epoch) only."""
+    from sentiment import input_pipeline, preprocessing
+
+    config = tiny_config("lstm")
+    splits = preprocessing.load_clean_splits(config)
+    preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
+    epoch = input_pipeline.epoch_variable()
+    ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config, epoch)
+
+    def labels_in_order(e: int) -> list[float]:
+        epoch.assign(e)
+        return [float(v) for _, y in ds for v in y.numpy()]
+
+    first, second, first_again = labels_in_order(0), labels_in_order(1), labels_in_order(0)
+    assert first == first_again and first != second
 
 
 def test_trim_history_drops_rows_the_backup_does_not_hold(tmp_path):
