@@ -2,7 +2,7 @@
 
     python train.py --model lstm --data imdb
     python train.py --model simple_rnn --data reviews.csv.gz --epochs 5 --run-dir runs/rnn
-    python train.py --config configs/lstm.json --data reviews.csv.gz --export
+    python train.py --config configs/lstm_len800.json --data reviews.csv.gz --export
     python train.py --data 'shards/part-*.csv.gz' --distribute mirrored   # streamed, all GPUs
     TF_CONFIG='{...}' python train.py --distribute multi_worker --run-dir /shared/run ...   # on every worker
 

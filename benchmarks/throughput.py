@@ -24,7 +24,7 @@ def measure(name: str, length: int, batch_size: int, batches: int) -> dict:
     import numpy as np
 
     from sentiment import models
-    from sentiment.models import make_config
+    from sentiment.config import make_config
 
     config = make_config(name, batch_size=batch_size)
     model = models.compile_model(models.build_model(config), config)

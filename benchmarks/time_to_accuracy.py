@@ -56,7 +56,7 @@ REFERENCE[KERAS_IO] = LSTM_REFERENCE
 def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tuple[float, list[dict]]:
     """Train one project recipe with ``sentiment.experiment.run``; return its preprocessing seconds and per-epoch history."""
     from sentiment import artifacts, experiment, models, training
-    from sentiment.models import make_config
+    from sentiment.config import make_config
 
     fields = recipe_fields(overrides)
     config = make_config(fields["model"], data=data, max_examples=max_examples, **{k: v for k, v in fields.items() if k != "model"})
@@ -71,7 +71,7 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     import keras
 
     from sentiment import input_pipeline, preprocessing, training
-    from sentiment.models import make_config
+    from sentiment.config import make_config
 
     config = make_config("bilstm", data=data, max_examples=max_examples, max_len=200, batch_size=32)
     training.seed_everything(config.seed)

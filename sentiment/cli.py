@@ -20,7 +20,7 @@ from typing import Any, Callable, NoReturn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sentiment.artifacts import DISK_ERRNOS, write_error  # noqa: E402
-from sentiment.config import Config, config_fields, field_type, read_recipe  # noqa: E402
+from sentiment.config import Config, config_fields, field_type, make_config, read_recipe  # noqa: E402
 from sentiment.errors import SentimentError  # noqa: E402
 from sentiment.quiet import native_stderr_silenced  # noqa: E402
 
@@ -59,9 +59,6 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.ArgumentParser], None], description: str) -> tuple[argparse.Namespace, Config]:
     """Parse a training command line into (args, Config): defaults < model preset < --config file < flags."""
-    start_tensorflow_quietly()  # the presets live beside the models, which import TensorFlow
-    from sentiment.models import make_config
-
     pre = ArgumentParser(add_help=False)
     pre.add_argument("--model")
     pre.add_argument("--config")
@@ -70,7 +67,7 @@ def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.Argum
     model = known.model or recipe.pop("model", "lstm")
     recipe.pop("model", None)
     parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", metavar="FILE", help="a recipe: JSON of Config fields, e.g. configs/lstm.json (flags override it)")
+    parser.add_argument("--config", metavar="FILE", help="a recipe: JSON of Config fields, e.g. configs/lstm_len800.json (flags override it)")
     add_config_flags(parser, make_config(model, **recipe))
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -9,10 +9,9 @@ adds its logit to the recurrent branch's before the sigmoid (Cheng et al., 2016)
 from __future__ import annotations
 
 import logging
-import dataclasses
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import numpy as np
@@ -82,37 +81,15 @@ def _bilstm(config: Config, dtype: str) -> keras.layers.Layer:
     return keras.layers.Bidirectional(lstm, dtype=dtype, name="recurrent")
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """A registered model: its recurrent layer and the config values it trains best with."""
-
-    recurrent: RecurrentFactory
-    # Measured per-model defaults (see README); a flag or a --config file wins over these.
-    preset: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    # SimpleRNN gradients explode or vanish over long inputs: a smaller step and
-    # tighter clipping keep it from diverging, which is all it can be helped.
-    "simple_rnn": ModelSpec(_simple_rnn, {"learning_rate": 5e-4, "clipnorm": 0.5}),
-    "lstm": ModelSpec(_lstm),
-    "lstm_chrono": ModelSpec(_lstm_chrono),
-    "gru": ModelSpec(_gru),
-    "bilstm": ModelSpec(_bilstm),
-    # Wide and deep: the LSTM plus a linear TF-IDF 1-2-gram branch (README: the shipped default). The n-gram branch
-    # reads the whole review, so the LSTM reads only the last 256 tokens, and both converge in an epoch or two:
-    # 3.5x faster than the first recipe (configs/wide_lstm_v1.json) and as accurate over 3 seeds (README: Training speed).
-    "wide_lstm": ModelSpec(_lstm, {"ngram_vocab_size": 200_000, "max_len": 256, "batch_size": 128, "learning_rate": 2e-3,
-                                   "epochs": 3, "patience": 1}),
+# The recurrent layer of each model; their measured presets live beside Config (sentiment.config.PRESETS).
+REGISTRY: dict[str, RecurrentFactory] = {
+    "simple_rnn": _simple_rnn,
+    "lstm": _lstm,
+    "lstm_chrono": _lstm_chrono,
+    "gru": _gru,
+    "bilstm": _bilstm,
+    "wide_lstm": _lstm,  # plus the wide branch its preset switches on
 }
-
-
-def make_config(model: str = "lstm", **overrides: Any) -> Config:
-    """Return the config for ``model``: dataclass defaults, then its preset, then ``overrides`` (None = not given)."""
-    if model not in REGISTRY:
-        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(REGISTRY)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return Config.from_dict({**Config(model=model).to_dict(), **REGISTRY[model].preset, **given, "model": model})
 
 
 def gpu_available() -> bool:
@@ -142,7 +119,7 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
-    x = REGISTRY[config.model].recurrent(config, dtype)(x)
+    x = REGISTRY[config.model](config, dtype)(x)
     if config.readout == "mean":  # average over real (unmasked) steps only
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)

@@ -34,7 +34,7 @@ import numpy as np
 
 from sentiment import models, quiet, training
 from sentiment.config import Config
-from sentiment.models import make_config
+from sentiment.config import make_config
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def data_rng(seed: int, length: int, stream: str) -> np.random.Generator:
 def build_regressor(config: Config) -> keras.Model:
     """Build float channels [batch, time, 2] → the registry's recurrent layer → linear output [batch, 1]."""
     channels = keras.Input(shape=(None, ADDING_CHANNELS), dtype="float32", name="channels")
-    state = models.REGISTRY[config.model].recurrent(config, "float32")(channels)
+    state = models.REGISTRY[config.model](config, "float32")(channels)
     return keras.Model(channels, keras.layers.Dense(1, name="sum")(state), name=f"{config.model}_regressor")
 
 

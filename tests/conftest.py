@@ -17,7 +17,7 @@ from sentiment import cli  # noqa: E402,F401  (first: sets TensorFlow's log leve
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from sentiment.models import make_config  # noqa: E402
+from sentiment.config import make_config  # noqa: E402
 
 POSITIVE = ["great", "wonderful", "excellent", "loved", "superb", "brilliant"]
 NEGATIVE = ["awful", "terrible", "boring", "worst", "dull", "waste"]

@@ -6,7 +6,7 @@ import numpy as np
 
 from conftest import make_reviews, write_csv
 from sentiment import baseline
-from sentiment.models import make_config
+from sentiment.config import make_config
 
 
 def baseline_config(tmp_path, rows: list[tuple[str, int]]):

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_entry
 from sentiment import cli
-from sentiment.models import REGISTRY
+from sentiment.config import PRESETS
 
 
 def noop(parser):
@@ -22,7 +22,7 @@ def test_flags_beat_recipe_beats_preset_beats_defaults(tmp_path):
     assert config.model == "simple_rnn"
     assert config.max_len == 200  # flag over recipe
     assert config.units == 16  # recipe over default
-    assert config.learning_rate == REGISTRY["simple_rnn"].preset["learning_rate"]  # preset over default
+    assert config.learning_rate == PRESETS["simple_rnn"]["learning_rate"]  # preset over default
     _, config = cli.parse_training_args(["--config", str(recipe), "--model", "lstm"], noop, "")
     assert config.model == "lstm" and config.learning_rate == 1e-3 and config.units == 16
 
@@ -34,7 +34,7 @@ def test_shipped_recipe_files_are_valid():
     assert recipes
     for recipe in recipes:
         _, config = cli.parse_training_args(["--config", str(recipe)], noop, "")
-        assert config.model in REGISTRY
+        assert config.model in PRESETS
 
 
 @pytest.mark.parametrize("content, message", [

@@ -11,7 +11,7 @@ from sentiment.errors import ModelError
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     from conftest import make_reviews, write_csv
-    from sentiment.models import make_config
+    from sentiment.config import make_config
 
     tmp = tmp_path_factory.mktemp("compare")
     data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])

@@ -5,20 +5,21 @@ import dataclasses
 import pytest
 
 from sentiment import models
-from sentiment.config import Config
+from sentiment.config import PRESETS, Config, make_config
 from sentiment.errors import ConfigError
-from sentiment.models import REGISTRY, make_config
 
 
-def test_every_registered_model_has_a_spec_with_a_preset():
-    assert all(isinstance(spec.preset, dict) for spec in REGISTRY.values())
-    assert {"lstm", "simple_rnn"} <= set(models.REGISTRY)
+def test_every_registered_model_has_a_preset_and_every_preset_a_model():
+    assert set(PRESETS) == set(models.REGISTRY) and {"lstm", "simple_rnn"} <= set(PRESETS)
+    assert all(isinstance(preset, dict) for preset in PRESETS.values())
+    for preset in PRESETS.values():
+        Config.from_dict(preset)  # each preset holds valid Config values
 
 
 def test_flags_beat_presets_beat_defaults():
     config = make_config("simple_rnn", units=32, epochs=None)
     assert config.units == 32  # flag
-    assert config.learning_rate == REGISTRY["simple_rnn"].preset["learning_rate"]  # preset
+    assert config.learning_rate == PRESETS["simple_rnn"]["learning_rate"]  # preset
     assert config.epochs == Config().epochs  # None means "not given"
 
 

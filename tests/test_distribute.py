@@ -18,7 +18,7 @@ import tensorflow as tf
 from conftest import ROOT, make_reviews, wait_for_epochs, write_csv
 from sentiment import distribute, models, training
 from sentiment.errors import ConfigError
-from sentiment.models import make_config
+from sentiment.config import make_config
 from sentiment.rundir import RunDir
 
 TINY = ["--model", "lstm", "--vocab-size", "200", "--embedding-dim", "8", "--units", "8", "--max-len", "48", "--batch-size", "16",

@@ -27,7 +27,7 @@ def test_two_versions_of_the_same_number_get_two_report_folders():
 def two_runs(tmp_path_factory):
     from conftest import make_reviews, write_csv
     from sentiment import experiment, training
-    from sentiment.models import make_config
+    from sentiment.config import make_config
 
     tmp = tmp_path_factory.mktemp("reeval")
     data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from sentiment import artifacts, experiment, export
+from sentiment.config import make_config
 from sentiment.errors import ModelError
 
 REVIEWS = ["A great, wonderful film!", "awful boring worst plot", "the movie"]
@@ -142,7 +143,7 @@ def test_every_registered_model_converts_to_litert(model, overrides):
 
     from sentiment import models
 
-    config = models.make_config(model, vocab_size=50, max_len=40, embedding_dim=4, units=4, **overrides)
+    config = make_config(model, vocab_size=50, max_len=40, embedding_dim=4, units=4, **overrides)
     branch = export.litert_branch(models.build_model(config), config)
     interpreter = Interpreter(model_content=export.convert_to_litert(branch))
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()

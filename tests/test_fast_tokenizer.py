@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from sentiment import fast_tokenizer, unicode_tables  # noqa: E402
 from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS  # noqa: E402
-from sentiment.models import make_config  # noqa: E402
+from sentiment.config import make_config  # noqa: E402
 from sentiment.preprocessing import make_preprocessor, standardize  # noqa: E402
 
 SURROGATES = range(0xD800, 0xE000)

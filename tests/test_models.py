@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 
 from sentiment import input_pipeline, models
-from sentiment.models import make_config
+from sentiment.config import PRESETS, make_config
 
 
 def small_config(name: str, **overrides) -> "models.Config":
     """A tiny config of model ``name`` (a 40-entry n-gram vocabulary if it has a wide branch)."""
-    wide = {"ngram_vocab_size": 40} if models.REGISTRY[name].preset.get("ngram_vocab_size") else {}
+    wide = {"ngram_vocab_size": 40} if PRESETS[name].get("ngram_vocab_size") else {}
     return make_config(name, **{"vocab_size": 50, "embedding_dim": 4, "units": 4, **wide, **overrides})
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sentiment.errors import ConfigError, ModelError
-from sentiment.models import make_config
+from sentiment.config import make_config
 from sentiment.rundir import RunDir
 
 
