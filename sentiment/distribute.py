@@ -29,11 +29,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sentiment import resume
 from sentiment.artifacts import atomic_path
 from sentiment.config import Config
 from sentiment.errors import ConfigError
+from sentiment.loop import LoopRules
 from sentiment.rundir import RunDir
-from sentiment.training import FitResult, read_history, trim_history, write_history_row
+from sentiment.training import FitResult, read_history, trim_history, val_losses, write_history_row
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +113,6 @@ def weights_fingerprint(model: keras.Model) -> str:
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
     return digest.hexdigest()[:16]
-
-
-@dataclasses.dataclass
-class LoopState:
-    """What a resumed multi-worker run takes up again: finished epochs and early-stopping state (checkpointed)."""
-
-    epoch: tf.Variable
-    best_loss: tf.Variable
-    wait: tf.Variable
-
-    @classmethod
-    def create(cls) -> "LoopState":
-        """Start at epoch 0 with no best loss yet."""
-        return cls(tf.Variable(0, dtype=tf.int64), tf.Variable(np.inf, dtype=tf.float64), tf.Variable(0, dtype=tf.int64))
 
 
 def replica_steps(model: keras.Model, global_batch: int) -> tuple[Callable, Callable]:
@@ -213,46 +201,34 @@ def fit_multi_worker(
     ``run`` is where this worker writes (the run dir on the chief, a scratch dir elsewhere);
     ``restore_from`` is the chief's run, whose backup every worker resumes from.
     """
-    with strategy.scope():
-        state = LoopState.create()
-        model.optimizer.build(model.trainable_variables)  # its slots exist before a restore and outside tf.function
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=state.epoch,
-                                     best_loss=state.best_loss, wait=state.wait)
-    manager = tf.train.CheckpointManager(checkpoint, run.backup, max_to_keep=2)
-    latest = tf.train.latest_checkpoint(restore_from.backup)
-    if latest:
-        checkpoint.restore(latest).expect_partial()
-        log.info("resuming %s after %d finished epoch(s)", restore_from, int(state.epoch.numpy()))
+    rules = LoopRules.from_config(config)
+    done = resume.restore(model, restore_from.backup)  # every worker takes up the chief's state
+    losses = val_losses(read_history(restore_from))[:done]
     chief = is_chief(strategy)
     if chief:
-        trim_history(run, int(state.epoch.numpy()))
+        trim_history(run, done)
+    if done:
+        log.info("resuming %s after %d finished epoch(s)", restore_from, done)
     train_epoch, eval_epoch = make_steps(model, strategy, config.batch_size * strategy.num_replicas_in_sync)
     train_data = strategy.distribute_datasets_from_function(train_fn)
     val_data = strategy.distribute_datasets_from_function(val_fn)
-    while not stopped(state, config):
-        epoch = int(state.epoch.numpy())
-        model.optimizer.learning_rate.assign(config.learning_rate * config.lr_decay**epoch)
+    while not rules.should_stop(losses):
+        epoch = len(losses)
+        model.optimizer.learning_rate.assign(rules.learning_rate_at(epoch))
         shuffle_epoch.assign(epoch)  # seeds this epoch's shuffle (input_pipeline.make_train_dataset)
         started = time.perf_counter()
         train = train_epoch(train_data).numpy()
         train_end = time.perf_counter()
         val = eval_epoch(val_data).numpy()
         row = {"epoch": epoch, "accuracy": train[1] / train[2], "loss": train[0] / train[2],
-               "learning_rate": config.learning_rate * config.lr_decay**epoch,
-               "val_accuracy": val[1] / val[2], "val_loss": val[0] / val[2],
+               "learning_rate": rules.learning_rate_at(epoch), "val_accuracy": val[1] / val[2], "val_loss": val[0] / val[2],
                "train_seconds": train_end - started, "epoch_seconds": time.perf_counter() - started}
-        improved = row["val_loss"] < float(state.best_loss.numpy())
-        if improved:
-            state.best_loss.assign(row["val_loss"])
-            state.wait.assign(0)
-            if chief:
+        losses.append(row["val_loss"])
+        if chief:  # only the chief writes: best checkpoint, then history, then the backup (training.history_and_backup's order)
+            if rules.best_epoch(losses) == epoch:
                 save_plain_copy(model, run.checkpoint)
-        else:
-            state.wait.assign_add(1)
-        if chief:  # history before the backup, as training.history_and_backup orders them
             write_history_row(run.history, row)
-        state.epoch.assign_add(1)
-        manager.save()  # every worker: saving is collective; non-chiefs write to their scratch dir
+            resume.save(model, run.backup, epoch + 1)
         log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f (%.1f s)", epoch + 1, row["loss"],
                  row["accuracy"], row["val_loss"], row["val_accuracy"], row["epoch_seconds"])
         if train[3] or val[3]:
@@ -260,14 +236,7 @@ def fit_multi_worker(
                      epoch + 1, train[3], val[3])
     log.info("worker %d: final weights fingerprint %s", worker_index(strategy), weights_fingerprint(model))
     history = read_history(run) if chief else []
-    best = min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {"epoch": 0}
-    return FitResult(history=history, best_epoch=int(best["epoch"]))
-
-
-def stopped(state: LoopState, config: Config) -> bool:
-    """Return True once all epochs ran or validation loss has not improved for ``patience`` epochs (as EarlyStopping)."""
-    wait = int(state.wait.numpy())
-    return int(state.epoch.numpy()) >= config.epochs or (wait > 0 and wait >= config.patience)
+    return FitResult(history=history, best_epoch=rules.best_epoch(val_losses(history)) or 0)
 
 
 def save_plain_copy(model: keras.Model, path: Path) -> None:

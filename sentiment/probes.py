@@ -33,8 +33,8 @@ import keras
 import numpy as np
 
 from sentiment import models, quiet, training
-from sentiment.config import Config
-from sentiment.config import make_config
+from sentiment.config import Config, make_config
+from sentiment.loop import LoopRules
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def fit_fixed_set(model: keras.Model, task: ProbeTask, length: int, config: Conf
 def fit_project(model: keras.Model, task: ProbeTask, length: int, config: Config) -> int:
     """Train as train.py does: learning rate times lr_decay per epoch, early stopping on validation loss."""
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    return fit_fixed_set(model, task, length, config, [training.learning_rate_schedule(config), stop], config.epochs)
+    return fit_fixed_set(model, task, length, config, [training.learning_rate_schedule(LoopRules.from_config(config)), stop], config.epochs)
 
 
 def fit_previous(model: keras.Model, task: ProbeTask, length: int, config: Config) -> int:

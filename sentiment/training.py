@@ -19,6 +19,7 @@ from sentiment import resume
 from sentiment.artifacts import atomic_path, write_text
 from sentiment.config import Config
 from sentiment.errors import ModelError
+from sentiment.loop import LoopRules
 from sentiment.models import load_model
 from sentiment.rundir import RunDir
 
@@ -76,24 +77,34 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = now - self._start
 
 
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that, on resume, takes up its best loss, patience count and best weights again."""
+class EarlyStop(keras.callbacks.Callback):
+    """Stops when the loop's rules say so and ends training on the best epoch's weights, earlier sessions of the run included."""
 
-    def __init__(self, previous_losses: list[float], best_checkpoint: Path, **kwargs):
-        super().__init__(**kwargs)
-        self.previous_losses = previous_losses
-        self.best_checkpoint = best_checkpoint
+    def __init__(self, rules: LoopRules, previous_losses: list[float], best_checkpoint: Path):
+        super().__init__()
+        self.rules, self.previous_losses, self.best_checkpoint = rules, previous_losses, best_checkpoint
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Reset as usual, then take up the state earlier sessions of this run left."""
-        super().on_train_begin(logs)
-        if not self.previous_losses:
-            return
-        best = int(np.argmin(self.previous_losses))
-        self.best, self.best_epoch = self.previous_losses[best], best
-        self.wait = len(self.previous_losses) - 1 - best
-        if self.restore_best_weights and self.best_checkpoint.exists():
+        """Take up the validation losses and best weights of earlier sessions of this run."""
+        self.losses = list(self.previous_losses)
+        self.best_weights = None
+        if self.losses and self.best_checkpoint.exists():
             self.best_weights = load_model(self.best_checkpoint).get_weights()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Keep the weights of a new best epoch; stop once the rules say so."""
+        self.losses.append((logs or {}).get("val_loss", np.nan))
+        if self.rules.best_epoch(self.losses) == len(self.losses) - 1:
+            self.best_weights = self.model.get_weights()
+        if self.rules.should_stop(self.losses):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Restore the best epoch's weights (as EarlyStopping(restore_best_weights=True) does)."""
+        best = self.rules.best_epoch(self.losses)
+        if self.best_weights is not None and best is not None:
+            log.info("restoring the weights of the best epoch, %d of %d", best + 1, len(self.losses))
+            self.model.set_weights(self.best_weights)
 
 
 def read_history(run: RunDir) -> list[dict[str, float]]:
@@ -152,10 +163,9 @@ def trim_history_file(path: Path, epochs: int) -> None:
         write_text(path, "".join(lines[: epochs + 1]))
 
 
-def learning_rate_schedule(config: Config) -> keras.callbacks.Callback:
-    """Return the per-epoch decay; epoch-indexed, so a resumed run continues the same schedule."""
-    # The models overfit within a few epochs; shrinking steps let later epochs refine instead.
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: config.learning_rate * config.lr_decay**epoch)
+def learning_rate_schedule(rules: LoopRules) -> keras.callbacks.Callback:
+    """Return the per-epoch learning rate; epoch-indexed, so a resumed run continues the same schedule."""
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: rules.learning_rate_at(epoch))
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -211,22 +221,25 @@ class ShuffleEpoch(keras.callbacks.Callback):
         self.epoch.assign(epoch)
 
 
-def make_callbacks(run: RunDir, config: Config, verbose: int, shuffle_epoch: tf.Variable) -> list[keras.callbacks.Callback]:
+def make_callbacks(run: RunDir, rules: LoopRules, verbose: int, shuffle_epoch: tf.Variable) -> list[keras.callbacks.Callback]:
     """Return the training callbacks in the order they run: shuffle, timing, NaN stop, LR schedule, early stopping, checkpoint, history, backup, TensorBoard."""
-    previous = [row["val_loss"] for row in read_history(run) if "val_loss" in row]
+    previous = val_losses(read_history(run))
     callbacks = [
         ShuffleEpoch(shuffle_epoch),
         EpochTimer(),
         keras.callbacks.TerminateOnNaN(),
-        learning_rate_schedule(config),
-        ResumableEarlyStopping(
-            previous, run.checkpoint, monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=int(verbose > 0)
-        ),
+        learning_rate_schedule(rules),
+        EarlyStop(rules, previous, run.checkpoint),
         BestCheckpoint(run.checkpoint, min(previous, default=np.inf)),
         *history_and_backup(run.history, run.backup),
         keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False),
     ]
     return callbacks
+
+
+def val_losses(history: list[dict[str, float]]) -> list[float]:
+    """Return each finished epoch's validation loss (NaN where it has none)."""
+    return [row.get("val_loss", np.nan) for row in history]
 
 
 def history_and_backup(history: Path, backup: Path) -> list[keras.callbacks.Callback]:
@@ -242,14 +255,6 @@ def fit_bucketed(model: keras.Model, train_ds: tf.data.Dataset, **fit_args) -> N
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         model.fit(train_ds, shuffle=False, **fit_args)
-
-
-def training_done(history: list[dict[str, float]], config: Config) -> bool:
-    """Return True if a resumed run had already stopped: all epochs run, or patience used up."""
-    losses = [row.get("val_loss", np.inf) for row in history]
-    if not losses:
-        return False
-    return len(losses) >= config.epochs or len(losses) - 1 - int(np.argmin(losses)) >= config.patience
 
 
 def clear_backup(run: RunDir) -> None:
@@ -272,19 +277,19 @@ def fit(
 
     ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (input_pipeline.make_train_dataset).
     """
+    rules = LoopRules.from_config(config)
     done = resume.restore(model, run.backup)
     trim_history(run, done)
-    if done and training_done(read_history(run), config):
+    if done and rules.should_stop(val_losses(read_history(run))):
         log.info("%s had finished training (%d epochs); restoring its best checkpoint", run, done)
         model.set_weights(load_model(run.checkpoint).get_weights())
     else:
         if done:
             log.info("resuming %s after %d finished epoch(s)", run, done)
-        callbacks = make_callbacks(run, config, verbose, shuffle_epoch) + list(extra_callbacks or [])
+        callbacks = make_callbacks(run, rules, verbose, shuffle_epoch) + list(extra_callbacks or [])
         fit_bucketed(model, train_ds, validation_data=val_ds, initial_epoch=done, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     history = read_history(run)
-    best = min(history, key=lambda row: row.get("val_loss", np.inf)) if history else {"epoch": 0}
-    return FitResult(history=history, best_epoch=int(best["epoch"]))
+    return FitResult(history=history, best_epoch=LoopRules.best_epoch(val_losses(history)) or 0)
 
 
 def refit(model: keras.Model, train_ds: tf.data.Dataset, config: Config, run: RunDir, epochs: int, shuffle_epoch: tf.Variable,
@@ -298,7 +303,8 @@ def refit(model: keras.Model, train_ds: tf.data.Dataset, config: Config, run: Ru
     trim_history_file(run.refit_history, done)
     if done:
         log.info("resuming the refit of %s after %d of %d epoch(s)", run, done, epochs)
-    callbacks = [ShuffleEpoch(shuffle_epoch), EpochTimer(), keras.callbacks.TerminateOnNaN(), learning_rate_schedule(config),
+    rules = LoopRules.from_config(config, epochs=epochs)
+    callbacks = [ShuffleEpoch(shuffle_epoch), EpochTimer(), keras.callbacks.TerminateOnNaN(), learning_rate_schedule(rules),
                  *history_and_backup(run.refit_history, run.refit_backup)]
     if done < epochs:
         fit_bucketed(model, train_ds, initial_epoch=done, epochs=epochs, callbacks=callbacks, verbose=verbose)

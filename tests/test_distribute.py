@@ -68,19 +68,6 @@ def test_unknown_strategy_is_a_config_error():
         make_config("lstm", distribute="ring")
 
 
-def test_stopping_follows_early_stopping_and_the_epoch_budget():
-    config = make_config("lstm", epochs=5, patience=2)
-    state = distribute.LoopState.create()
-    assert not distribute.stopped(state, config)
-    state.wait.assign(1)
-    assert not distribute.stopped(state, config)
-    state.wait.assign(2)
-    assert distribute.stopped(state, config)
-    state.wait.assign(0)
-    state.epoch.assign(5)
-    assert distribute.stopped(state, config)
-
-
 def test_history_rows_read_back_like_csvlogger_rows(tmp_path):
     path = tmp_path / "history.csv"
     for epoch in range(2):

@@ -105,9 +105,29 @@ def test_trim_history_drops_rows_the_backup_does_not_hold(tmp_path):
 
 
 def test_resumed_early_stopping_keeps_its_patience(tmp_path):
-    stopper = training.ResumableEarlyStopping([0.5, 0.4, 0.45], tmp_path / "none.keras", monitor="val_loss", patience=2)
+    from sentiment.loop import LoopRules
+
+    stopper = training.EarlyStop(LoopRules(epochs=9, patience=2, learning_rate=1e-3, lr_decay=1.0), [0.5, 0.4, 0.45], tmp_path / "none.keras")
+    stopper.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     stopper.on_train_begin()
-    assert (stopper.best, stopper.best_epoch, stopper.wait) == (0.4, 1, 1)
+    stopper.on_epoch_end(3, {"val_loss": 0.41})  # a second epoch without improvement on 0.4: patience used up
+    assert stopper.model.stop_training
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tiny_config, tmp_path, patience):
+    """One rule for both: --patience 0 means stop at the first epoch without improvement, resumed or not."""
+    config = tiny_config("lstm", epochs=4, patience=patience, learning_rate=0.02)
+    training.seed_everything(config.seed)
+    straight = RunDir(experiment.run(config, tmp_path / "straight", verbose=0))
+    resumed = RunDir(tmp_path / "resumed")
+    training.seed_everything(config.seed)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(config, resumed.path, verbose=0, extra_callbacks=[CrashAtEpoch(1)])
+    training.seed_everything(config.seed)
+    experiment.run(config, resumed.path, verbose=0)
+    assert len(training.read_history(resumed)) == len(training.read_history(straight))
+    assert artifacts.read_json(resumed.metrics)["accuracy"] == artifacts.read_json(straight.metrics)["accuracy"]
 
 
 def test_epoch_timer_separates_training_from_validation_time():
