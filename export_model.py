@@ -35,10 +35,10 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import export
+    from sentiment import export, litert_export
 
     for version in args.add_litert or []:
-        print(f"added {export.add_litert(version)}")
+        print(f"added {litert_export.add_litert(version)}")
     if args.run_dir:
         print(f"exported to {export.export_run(args.run_dir, args.export_dir, args.name)}")
     return 0

@@ -59,12 +59,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def open_predictor(path, engine: str, n_reviews: int):
     """Load the model at ``path`` with the engine ``--engine`` asks for (auto: see the module help)."""
-    from sentiment import prediction
+    from sentiment.serving import exports, litert_engine
 
-    chosen = prediction.choose_engine(engine, path, n_reviews)
+    chosen = exports.choose_engine(engine, path, n_reviews)
     if chosen == "litert":
-        from sentiment import litert_engine
-
         try:
             return litert_engine.LiteRTPredictor(path)
         except ModelError as e:
@@ -72,6 +70,8 @@ def open_predictor(path, engine: str, n_reviews: int):
                 raise
             logging.getLogger("predict").warning("%s; using the SavedModel instead", e)
     cli.start_tensorflow_quietly()
+    from sentiment import prediction  # the SavedModel engine: TensorFlow loads here
+
     return prediction.Predictor(path)
 
 
@@ -79,16 +79,16 @@ def main(argv: list[str]) -> int:
     """Classify the given reviews and print one line per review (exit 1 if none could be classified)."""
     args = parse_args(argv)
     cli.setup_logging(verbose=args.verbose)
-    from sentiment import prediction  # no TensorFlow: it loads only if the SavedModel engine runs
+    from sentiment.serving import exports, reviews as reading  # no TensorFlow: it loads only if the SavedModel engine runs
 
-    reviews = prediction.gather_reviews(args.reviews, args.file, sys.stdin.buffer)
-    predictor = open_predictor(prediction.resolve_model(args.model, args.models_dir), args.engine, len(reviews))
+    reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer)
+    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, len(reviews))
     bar = cli.progress_bar(len(reviews), enabled=len(reviews) >= 1000 and sys.stderr.isatty())
     started = time.perf_counter()
-    predictions, rejected = prediction.classify(predictor, reviews, args.threshold, args.batch_size, bar.update)
+    predictions, rejected = reading.classify(predictor, reviews, args.threshold, args.batch_size, bar.update)
     seconds = time.perf_counter() - started
     bar.close()
-    for line in prediction.format_predictions(predictions, args.format):
+    for line in reading.format_predictions(predictions, args.format):
         print(line)
     for review in rejected:
         print(f"skipped {review.source}: {review.problem}", file=sys.stderr)

@@ -49,7 +49,8 @@ def main(argv: list[str]) -> int:
         raise cli.UsageError("--seeds and --workers must be at least 1, --gradient-steps and --max-length at least 2")
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import probes, rnn_study, training
+    from sentiment import training
+    from sentiment.study import probes, rnn_study
 
     unknown = sorted(set(tasks) - set(probes.TASKS))
     if unknown or not tasks:

@@ -70,7 +70,8 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     """keras-io "Bidirectional LSTM on IMDB": Embedding 128, 2×BiLSTM-64, last 200 tokens, batch 32, Adam, 2 epochs."""
     import keras
 
-    from sentiment import input_pipeline, preprocessing, training
+    from sentiment import preprocessing, training
+    from sentiment.data import batching
     from sentiment.config import make_config
 
     config = make_config("bilstm", data=data, max_examples=max_examples, max_len=200, batch_size=32)
@@ -85,10 +86,10 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
     model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(x))
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-    timer, epoch = training.EpochTimer(), input_pipeline.epoch_variable()
+    timer, epoch = training.EpochTimer(), batching.epoch_variable()
     warnings.filterwarnings("ignore", message="Your input ran out of data")  # bucketed data has no known length
-    history = model.fit(input_pipeline.make_train_dataset(splits.train, preprocessor, config, epoch),
-                        validation_data=input_pipeline.make_eval_dataset(splits.validation, preprocessor, config),
+    history = model.fit(batching.make_train_dataset(splits.train, preprocessor, config, epoch),
+                        validation_data=batching.make_eval_dataset(splits.validation, preprocessor, config),
                         epochs=2, callbacks=[training.ShuffleEpoch(epoch), timer], verbose=0)
     return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))]
 

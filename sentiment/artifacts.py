@@ -18,7 +18,7 @@ from sentiment.errors import ModelError, WriteError
 SIGNATURE = "serving_default"
 METADATA_FILE = "assets.extra/metadata.json"
 # The LiteRT twin of the classifier beside the SavedModel (TF Serving ignores assets.extra/): see
-# sentiment.litert_engine. The manifest is written last, so its presence means the files are complete.
+# sentiment.serving.litert_engine. The manifest is written last, so its presence means the files are complete.
 LITERT_DIR = "assets.extra"
 LITERT_MANIFEST = "litert.json"
 
@@ -136,3 +136,14 @@ def library_versions() -> dict[str, str]:
     except ImportError:  # only needed for the TFDS source
         pass
     return versions
+
+
+def process_alive(pid: int) -> bool:
+    """Return True if a process with this PID runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

@@ -215,7 +215,7 @@ def fit_multi_worker(
     while not rules.should_stop(losses):
         epoch = len(losses)
         model.optimizer.learning_rate.assign(rules.learning_rate_at(epoch))
-        shuffle_epoch.assign(epoch)  # seeds this epoch's shuffle (input_pipeline.make_train_dataset)
+        shuffle_epoch.assign(epoch)  # seeds this epoch's shuffle (data.batching.make_train_dataset)
         started = time.perf_counter()
         train = train_epoch(train_data).numpy()
         train_end = time.perf_counter()

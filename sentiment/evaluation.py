@@ -19,7 +19,7 @@ import tensorflow as tf
 from sentiment import metrics, preprocessing, report
 from sentiment.config import Config
 from sentiment.errors import ConfigError
-from sentiment.input_pipeline import Split, Splits
+from sentiment.data.sources import Split, Splits
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)

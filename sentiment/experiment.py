@@ -17,10 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, distribute, evaluation, input_pipeline, metrics, models, preprocessing, report, training
+from sentiment import artifacts, distribute, evaluation, metrics, models, preprocessing, report, training
 from sentiment.config import Config
+from sentiment.data import batching, streaming
+from sentiment.data.sources import Source, Split, Splits
 from sentiment.errors import ClusterError, ConfigError, DataError, first_line
-from sentiment.input_pipeline import Splits, Stream
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -103,15 +104,15 @@ def run(
             raise ConfigError("--distribute multi_worker needs --run-dir: the same path for every worker")
         if config.refit:
             raise ConfigError("--refit is not supported with --distribute multi_worker")
-    if config.refit and input_pipeline.should_stream(config):
+    if config.refit and streaming.should_stream(config):
         raise ConfigError("--refit needs the reviews in memory; use --stream off")
     run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
     if not distribute.is_chief(strategy):
         return train_as_worker(config, run_dir, strategy)
     run_dir.check_can_train(config)
     training.log_devices()
-    splits = load_data(config)  # before the run dir exists: bad data leaves nothing behind
-    with run_dir.lock(), input_pipeline.stream_errors_explained(config.data):
+    splits = preprocessing.load_clean_splits(config)  # before the run dir exists: bad data leaves nothing behind
+    with run_dir.lock(), streaming.stream_errors_explained(config.data):
         run_dir.check_can_train(config)  # again: another process may have claimed it meanwhile
         record_run(run_dir, config, argv)
         log.info("run dir %s, config %s", run_dir, config.to_dict())
@@ -119,18 +120,9 @@ def run(
     return run_dir.path
 
 
-def load_data(config: Config) -> Splits:
-    """Return the configured reviews: in memory, or (streamed CSV) train and validation streams and the test stream."""
-    if not input_pipeline.should_stream(config):
-        return preprocessing.load_clean_splits(config)
-    return Splits(*input_pipeline.load_streams(config))
-
-
 def vocabulary_sample(splits: Splits, config: Config) -> list[str]:
     """Return the training reviews the vocabularies are learned from: all in memory, the first ``stream_sample`` of a stream."""
-    if not isinstance(splits.train, Stream):
-        return splits.train.texts
-    sample = splits.train.head(config.stream_sample)
+    sample = splits.train.bounded(config.stream_sample)
     if len(np.unique(sample.labels)) < 2:
         raise DataError(f"the first {len(sample)} training reviews of {config.data} hold fewer than two classes")
     return sample.texts
@@ -140,9 +132,9 @@ def train_as_worker(config: Config, chief_run: RunDir, strategy: tf.distribute.S
     """Train as a non-chief worker: the same steps as the chief, writing only to a scratch directory removed afterwards."""
     if chief_run.is_finished():  # the chief refuses it too
         raise ConfigError(f"{chief_run} holds a finished run; choose another --run-dir")
-    splits = load_data(config)
+    splits = preprocessing.load_clean_splits(config)
     with tempfile.TemporaryDirectory(prefix=f"worker-{distribute.worker_index(strategy)}-") as scratch, \
-            input_pipeline.stream_errors_explained(config.data):
+            streaming.stream_errors_explained(config.data):
         run = RunDir(Path(scratch))
         preprocessor, ngram_idf = prepare_preprocessing(run, vocabulary_sample(splits, config), config)
         with strategy.scope():
@@ -155,17 +147,16 @@ def fit_distributed(classifier: keras.Model, splits: Splits, preprocessor: keras
                     chief_run: RunDir, strategy: tf.distribute.Strategy) -> training.FitResult:
     """Run the multi-worker loop on this worker's shards of the train and validation reviews."""
 
-    def shards(source: input_pipeline.Source, make: Callable) -> distribute.DatasetFn:
+    def shards(source: Source, make: Callable) -> distribute.DatasetFn:
         def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            part = input_pipeline.shard(source, context.num_input_pipelines, context.input_pipeline_id)
-            return make(part, preprocessor, config)
+            return make(source.shard(context.num_input_pipelines, context.input_pipeline_id), preprocessor, config)
 
         return dataset
 
-    shuffle_epoch = input_pipeline.epoch_variable()
-    make_train = functools.partial(input_pipeline.make_train_dataset, epoch=shuffle_epoch)
+    shuffle_epoch = batching.epoch_variable()
+    make_train = functools.partial(batching.make_train_dataset, epoch=shuffle_epoch)
     try:
-        return distribute.fit_multi_worker(classifier, shards(splits.train, make_train), shards(splits.validation, input_pipeline.make_eval_dataset),
+        return distribute.fit_multi_worker(classifier, shards(splits.train, make_train), shards(splits.validation, batching.make_eval_dataset),
                                            config, run, chief_run, strategy, shuffle_epoch)
     except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as e:
         # A collective op fails on every survivor once a peer is gone: one line each, not a gRPC traceback.
@@ -184,12 +175,7 @@ def train_and_report(
     preprocessing_seconds = time.perf_counter() - started
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
     data_config = distribute.pipeline_config(config, strategy)
-    shuffle_epoch = input_pipeline.epoch_variable()
-    train_ds = input_pipeline.make_train_dataset(splits.train, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
-    val_ds = input_pipeline.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
-    streamed = isinstance(splits.train, Stream)
-    train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
-
+    val_ds = batching.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
     with strategy.scope():
         classifier = models.compile_model(models.build_model(config, ngram_idf), config)
         # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
@@ -201,38 +187,38 @@ def train_and_report(
         result = fit_distributed(classifier, splits, preprocessor, config, run, run, strategy)
         classifier = models.load_model(run.checkpoint)  # the best epoch, as a single-device model for evaluation
     else:
+        shuffle_epoch = batching.epoch_variable()
+        train_ds = batching.make_train_dataset(splits.train, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
         result = training.fit(classifier, train_ds, val_ds, config, run, shuffle_epoch, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
-    if streamed:  # the report reads test reviews into memory: at most stream_sample of them
-        splits = Splits(splits.train, splits.validation, splits.test.head(config.stream_sample))
     # Validation figures are the early-stopped model's: a refit model has trained on those reviews.
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
-    training_info = {**throughput(result.history, None if streamed else len(splits.train), train_tokens), "best_epoch": result.best_epoch + 1,
-                     "preprocessing_seconds": round(preprocessing_seconds, 2)}  # vocabularies (learned, or reloaded on resume)
-    test_ds = input_pipeline.make_eval_dataset(splits.test, preprocessor, config, fixed_shapes=xla)
+    test = splits.test.bounded(config.stream_sample)  # the report reads test reviews into memory: at most stream_sample of a stream
+    test_ds = batching.make_eval_dataset(test, preprocessor, config, fixed_shapes=xla)
+    refit_info = None
     if config.refit:
-        # Kept so the report shows what the refit changed on the same test reviews.
-        early_stopped = metrics.classification_metrics(splits.test.labels, evaluation.predict_dataset(classifier, test_ds)[1])
-        training_info["refit"] = refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose)
+        # The early-stopped model's test accuracy is kept so the report shows what the refit changed.
+        before = metrics.classification_metrics(test.labels, evaluation.predict_dataset(classifier, test_ds)[1])["accuracy"]
+        refit_info = {**refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose),
+                      "test_accuracy_before": before}
         classifier = refit_classifier
-        training_info["refit"]["test_accuracy_before"] = early_stopped["accuracy"]
-        training_info["wall_seconds"] = round(training_info["wall_seconds"] + training_info["refit"]["wall_seconds"], 2)
     save_model(models.build_end_to_end(classifier, preprocessor), run.model)
-
     _, test_probs = evaluation.predict_dataset(classifier, test_ds)
+    streamed = splits.train.streamed
+    train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
     result_report = evaluation.build_report(
-        splits.test, test_probs, config.max_len,
+        test, test_probs, config.max_len,
         model=config.model,
         split="test",
         validation=metrics.classification_metrics(val_labels, val_probs),
         data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
-              "sizes": {"validation": len(val_labels), "test": len(splits.test)} if streamed else splits.sizes()},
-        training=training_info,
+              "sizes": {"validation": len(val_labels), "test": len(test)} if streamed else splits.sizes()},
+        training=training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
         parameters=int(classifier.count_params()),
         seed=config.seed,
         versions=artifacts.library_versions(),
     )
-    report.write_report(run.path, f"{config.model} on {config.data}", result_report, splits.test.labels, test_probs, result.history)
+    report.write_report(run.path, f"{config.model} on {config.data}", result_report, test.labels, test_probs, result.history)
     training.clear_backup(run)
     log.info(
         "test accuracy %.4f, F1 %.4f, ROC-AUC %.4f; validation accuracy %.4f",
@@ -241,15 +227,25 @@ def train_and_report(
     )
 
 
+def training_summary(result: training.FitResult, reviews: int | None, tokens: int | None, preprocessing_seconds: float,
+                     refit_info: dict | None) -> dict:
+    """Return the report's training section: throughput, best epoch, vocabulary time and (with --refit) the refit's."""
+    summary = {**throughput(result.history, reviews, tokens), "best_epoch": result.best_epoch + 1,
+               "preprocessing_seconds": round(preprocessing_seconds, 2)}  # vocabularies (learned, or reloaded on resume)
+    if refit_info:
+        summary["refit"] = refit_info
+        summary["wall_seconds"] = round(summary["wall_seconds"] + refit_info["wall_seconds"], 2)
+    return summary
+
+
 def refit_on_all_labelled(
-    config: Config, run: RunDir, splits: input_pipeline.Splits, preprocessor: keras.Model, classifier: keras.Model, epochs: int, verbose: int
+    config: Config, run: RunDir, splits: Splits, preprocessor: keras.Model, classifier: keras.Model, epochs: int, verbose: int
 ) -> dict:
     """Train the fresh ``classifier`` on train + validation for the early-stopped epoch count; return its timing."""
-    labelled = input_pipeline.Split(splits.train.texts + splits.validation.texts,
-                                    np.concatenate([splits.train.labels, splits.validation.labels]))
+    labelled = Split(splits.train.texts + splits.validation.texts, np.concatenate([splits.train.labels, splits.validation.labels]))
     log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
-    shuffle_epoch = input_pipeline.epoch_variable()
-    train_ds = input_pipeline.make_train_dataset(labelled, preprocessor, config, shuffle_epoch, fixed_shapes=models.use_xla(config))
+    shuffle_epoch = batching.epoch_variable()
+    train_ds = batching.make_train_dataset(labelled, preprocessor, config, shuffle_epoch, fixed_shapes=models.use_xla(config))
     history = training.refit(classifier, train_ds, config, run, epochs, shuffle_epoch, verbose)
     return {
         "epochs": epochs,

@@ -20,7 +20,7 @@ import tensorflow as tf
 from sentiment import preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
 from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError, first_line
-from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS
+from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS
 
 log = logging.getLogger(__name__)
 

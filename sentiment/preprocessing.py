@@ -19,7 +19,9 @@ import tensorflow as tf
 
 from sentiment.artifacts import write_text
 from sentiment.config import Config
-from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS, Split, Splits, check_splits, load_splits
+from sentiment.data import streaming
+from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS
+from sentiment.data.sources import Splits, check_splits
 
 log = logging.getLogger(__name__)
 
@@ -221,19 +223,16 @@ def load_vocabulary(path: Path) -> list[str]:
     return ["", "[UNK]"] + (text.split("\n") if text else [])
 
 
-def drop_wordless(split: Split, name: str) -> Split:
-    """Drop reviews with no token left after standardization; a fully masked row breaks cuDNN."""
-    if not len(split):
-        return split
-    keep = np.flatnonzero(token_lengths(split.texts) > 0)
-    if len(keep) < len(split):
-        log.warning("%s: skipped %d review(s) empty after standardization", name, len(split) - len(keep))
-    return Split([split.texts[i] for i in keep], split.labels[keep])
+def has_words(texts: tf.Tensor) -> tf.Tensor:
+    """Return which reviews keep a token after standardization (tf.string [b] → bool [b])."""
+    return tf.strings.length(standardize(texts)) > 0
 
 
 def load_clean_splits(config: Config) -> Splits:
-    """Load the configured data, drop reviews with no words, and check every split is usable."""
-    loaded = load_splits(config)
-    splits = Splits(*(drop_wordless(split, name) for name, split in loaded.items()))
+    """Load the configured reviews (in memory or streamed) without the wordless ones, and check the splits are usable.
+
+    The one place such reviews are dropped: a review with no token is a fully masked row, which breaks cuDNN.
+    """
+    splits = streaming.load(config).where(has_words, "with no word left after standardization")
     check_splits(splits)
     return splits

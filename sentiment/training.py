@@ -210,7 +210,7 @@ class BackupState(keras.callbacks.Callback):
 
 
 class ShuffleEpoch(keras.callbacks.Callback):
-    """Tells the training pipeline which epoch begins, so its shuffle is seeded by the epoch (see input_pipeline)."""
+    """Tells the training pipeline which epoch begins, so its shuffle is seeded by the epoch (see data.batching)."""
 
     def __init__(self, epoch: tf.Variable):
         super().__init__()
@@ -275,7 +275,7 @@ def fit(
 ) -> FitResult:
     """Train ``model`` until early stopping or ``config.epochs``, resuming from the run's backup if there is one.
 
-    ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (input_pipeline.make_train_dataset).
+    ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (data.batching.make_train_dataset).
     """
     rules = LoopRules.from_config(config)
     done = resume.restore(model, run.backup)

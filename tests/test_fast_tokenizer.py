@@ -1,8 +1,8 @@
 """The pure-Python tokenizer gives exactly the in-graph preprocessing's strings and ids.
 
-Run as a script after a TensorFlow upgrade to regenerate ``sentiment/unicode_tables.py``:
+Run as a script after a TensorFlow upgrade to regenerate ``sentiment/serving/unicode_tables.py``:
 
-    python tests/test_fast_tokenizer.py > sentiment/unicode_tables.py
+    python tests/test_fast_tokenizer.py > sentiment/serving/unicode_tables.py
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sentiment import fast_tokenizer, unicode_tables  # noqa: E402
-from sentiment.input_pipeline import NGRAM_IDS, TOKEN_IDS  # noqa: E402
+from sentiment.serving import fast_tokenizer, unicode_tables  # noqa: E402
+from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS  # noqa: E402
 from sentiment.config import make_config  # noqa: E402
 from sentiment.preprocessing import make_preprocessor, standardize  # noqa: E402
 
@@ -113,7 +113,7 @@ def lower_runs(lower: dict[int, str]) -> tuple[list[tuple[int, int, int, int]], 
 
 
 def unicode_tables_source() -> str:
-    """Return the source of sentiment/unicode_tables.py for the installed TensorFlow."""
+    """Return the source of sentiment/serving/unicode_tables.py for the installed TensorFlow."""
     facts = tensorflow_unicode_facts()
     runs, special = lower_runs(facts["lower"])
 
@@ -125,7 +125,7 @@ def unicode_tables_source() -> str:
     return (
         '"""Unicode facts of TensorFlow\'s text ops, as data (generated: do not edit).\n\n'
         "Regenerate after a TensorFlow upgrade with\n"
-        "``python tests/test_fast_tokenizer.py > sentiment/unicode_tables.py``; the tests compare\n"
+        "``python tests/test_fast_tokenizer.py > sentiment/serving/unicode_tables.py``; the tests compare\n"
         "every code point with TensorFlow, so a stale table fails them.\n"
         '"""\n\n'
         f'TENSORFLOW = "{tf.__version__}"\n\n'
@@ -223,7 +223,7 @@ def test_every_code_point_standardizes_as_in_graph():
             diff = next(i for i, (a, b) in enumerate(zip(got.split(), want.split())) if a != b)
             pytest.fail(
                 f"U+{ord(text.split()[diff][1]):04X}: got {got.split()[diff]!r}, TensorFlow {want.split()[diff]!r}; "
-                f"regenerate sentiment/unicode_tables.py (TensorFlow {tf.__version__}, tables from {unicode_tables.TENSORFLOW})"
+                f"regenerate sentiment/serving/unicode_tables.py (TensorFlow {tf.__version__}, tables from {unicode_tables.TENSORFLOW})"
             )
 
 
@@ -264,7 +264,7 @@ def test_vocabulary_file_round_trip(tmp_path):
 
 
 def test_importing_it_does_not_import_tensorflow():
-    code = "import sys; from sentiment import fast_tokenizer; print('tensorflow' in sys.modules)"
+    code = "import sys; from sentiment.serving import fast_tokenizer; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

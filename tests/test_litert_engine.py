@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_entry
-from sentiment import artifacts, experiment, export, litert_engine, prediction
+from sentiment import artifacts, experiment, export, litert_export, prediction
+from sentiment.serving import exports, litert_engine
+from sentiment.serving import reviews as reading
 from sentiment.errors import ModelError
 
 REVIEWS = [
@@ -37,7 +39,7 @@ def assert_engines_agree(version: Path, reviews: list[str]) -> None:
     """Probabilities within 1e-4 and identical labels."""
     lite, saved = litert_and_savedmodel(version, reviews)
     np.testing.assert_allclose(lite, saved, atol=1e-4, rtol=0)
-    assert [prediction.label_for(p, 0.5) for p in lite] == [prediction.label_for(p, 0.5) for p in saved]
+    assert [reading.label_for(p, 0.5) for p in lite] == [reading.label_for(p, 0.5) for p in saved]
 
 
 def digests(version: Path) -> dict[str, dict]:
@@ -76,7 +78,7 @@ def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config,
     for name in manifest["files"]:
         (assets / name).unlink()
     (assets / artifacts.LITERT_MANIFEST).unlink()
-    export.add_litert(version)  # from the SavedModel's variables and lookup tables
+    litert_export.add_litert(version)  # from the SavedModel's variables and lookup tables
     with np.load(assets / "wide.npz", allow_pickle=False) as arrays:
         for key, value in exported.items():
             np.testing.assert_array_equal(arrays[key], value, err_msg=key)
@@ -108,7 +110,7 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
     (assets / ".litert-999999999-dead").mkdir()  # left by a killed run: removed
     before = digests(version_copy)
     assert not litert_engine.has_litert(version_copy)
-    assert export.add_litert(version_copy) == assets / artifacts.LITERT_MANIFEST
+    assert litert_export.add_litert(version_copy) == assets / artifacts.LITERT_MANIFEST
     after = digests(version_copy)
     assert {k: v for k, v in after.items() if k in before and not k.startswith("assets.extra/.litert-")} == {
         k: v for k, v in before.items() if not k.startswith("assets.extra/.litert-")
@@ -119,7 +121,7 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
 
 def test_add_litert_refuses_what_is_not_an_export(tmp_path):
     with pytest.raises(ModelError, match="no saved_model.pb"):
-        export.add_litert(tmp_path)
+        litert_export.add_litert(tmp_path)
 
 
 def test_damaged_or_missing_litert_files_are_model_errors(version_copy):
@@ -142,24 +144,24 @@ def test_damaged_or_missing_litert_files_are_model_errors(version_copy):
 
 
 def test_engine_choice(version_copy, monkeypatch):
-    assert prediction.choose_engine("auto", version_copy, 1) == "litert"
-    assert prediction.choose_engine("auto", version_copy, 10**6) == "litert"  # measured: LiteRT is faster at any size
+    assert exports.choose_engine("auto", version_copy, 1) == "litert"
+    assert exports.choose_engine("auto", version_copy, 10**6) == "litert"  # measured: LiteRT is faster at any size
     manifest = version_copy / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
     artifacts.write_json(manifest, {**artifacts.read_json(manifest), "auto_max_reviews": 100})  # as predict_speed.py --record does
-    assert prediction.choose_engine("auto", version_copy, 100) == "litert"
-    assert prediction.choose_engine("auto", version_copy, 101) == "savedmodel"
-    assert prediction.choose_engine("litert", version_copy, 101) == "litert"  # asked for by name: no limit
+    assert exports.choose_engine("auto", version_copy, 100) == "litert"
+    assert exports.choose_engine("auto", version_copy, 101) == "savedmodel"
+    assert exports.choose_engine("litert", version_copy, 101) == "litert"  # asked for by name: no limit
     litert_engine.LiteRTPredictor(version_copy)  # the manifest's extra key leaves it valid
-    assert prediction.choose_engine("savedmodel", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("savedmodel", version_copy, 1) == "savedmodel"
     monkeypatch.setattr(litert_engine, "litert_installed", lambda: False)
-    assert prediction.choose_engine("auto", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("auto", version_copy, 1) == "savedmodel"
     with pytest.raises(Exception, match="pip install ai-edge-litert"):
-        prediction.choose_engine("litert", version_copy, 1)
+        exports.choose_engine("litert", version_copy, 1)
     monkeypatch.undo()
     (version_copy / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST).unlink()
-    assert prediction.choose_engine("auto", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("auto", version_copy, 1) == "savedmodel"
     with pytest.raises(ModelError, match="has no LiteRT model"):
-        prediction.choose_engine("litert", version_copy, 1)
+        exports.choose_engine("litert", version_copy, 1)
 
 
 def test_predict_gives_the_same_output_and_messages_with_both_engines(saved_model, tmp_path, capsys, caplog):

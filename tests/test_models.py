@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sentiment import input_pipeline, models
+from sentiment import models
+from sentiment.data import batching
 from sentiment.config import PRESETS, make_config
 
 
@@ -19,7 +20,7 @@ def model_inputs(config: "models.Config", ids: np.ndarray) -> np.ndarray | dict:
     """Token ids as the model takes them; a wide model also gets n-gram ids (the token ids shifted, same padding)."""
     if not config.ngram_vocab_size:
         return ids
-    return {input_pipeline.TOKEN_IDS: ids, input_pipeline.NGRAM_IDS: np.where(ids > 0, ids % 37 + 2, 0).astype(np.int32)}
+    return {batching.TOKEN_IDS: ids, batching.NGRAM_IDS: np.where(ids > 0, ids % 37 + 2, 0).astype(np.int32)}
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
@@ -117,7 +118,7 @@ def test_wide_branch_is_a_linear_tfidf_logit_added_before_the_sigmoid():
     model = wide_end_to_end(config, TEXTS)
     classifier = model.get_layer(config.model)
     texts = tf.constant(TEXTS)
-    features = tf.sparse.to_dense(classifier.get_layer("ngram_tfidf")(model.get_layer("preprocessor")(texts)[input_pipeline.NGRAM_IDS])).numpy()
+    features = tf.sparse.to_dense(classifier.get_layer("ngram_tfidf")(model.get_layer("preprocessor")(texts)[batching.NGRAM_IDS])).numpy()
     # Silence the recurrent branch: what is left is logistic regression on the TF-IDF features.
     dense = classifier.get_layer("deep_logit")
     dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])

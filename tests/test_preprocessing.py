@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_reviews, write_csv
-from sentiment import input_pipeline as ip
+from sentiment.data import batching
 from sentiment import models, preprocessing
 
 
@@ -74,7 +74,7 @@ def splits_and_preprocessor(tiny_config, **overrides):
 def test_training_and_serving_see_the_same_token_ids(csv_path, tiny_config, truncate):
     """The tf.data pipeline and the end-to-end model call the same layer: identical ids, identical outputs."""
     config, splits, preprocessor = splits_and_preprocessor(tiny_config, max_len=10, truncate=truncate)
-    from_pipeline = [ids.numpy() for ids, _ in ip.encode(splits.test, preprocessor)]
+    from_pipeline = [ids.numpy() for ids, _ in batching.encode(splits.test.records(), preprocessor)]
     assert max(len(ids) for ids in from_pipeline) == 10  # some reviews were truncated
     served = preprocessor(tf.constant(splits.test.texts)).numpy()
     for row, ids in zip(served, from_pipeline):
@@ -89,7 +89,7 @@ def test_training_and_serving_see_the_same_token_ids(csv_path, tiny_config, trun
 def test_train_batches_are_bucketed_and_right_padded(csv_path, tiny_config):
     config, splits, preprocessor = splits_and_preprocessor(tiny_config, max_len=60, batch_size=8)
     widths, seen = [], 0
-    for ids, labels in ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable()):
+    for ids, labels in batching.make_train_dataset(splits.train, preprocessor, config, batching.epoch_variable()):
         ids = ids.numpy()
         assert ids.dtype == np.int32 and labels.dtype == tf.float32
         assert ids.shape[1] <= 60
@@ -107,14 +107,14 @@ def test_train_order_is_seeded(csv_path, tiny_config):
     config, splits, preprocessor = splits_and_preprocessor(tiny_config)
 
     def first_batch():
-        return next(iter(ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable())))[0].numpy()
+        return next(iter(batching.make_train_dataset(splits.train, preprocessor, config, batching.epoch_variable())))[0].numpy()
 
     np.testing.assert_array_equal(first_batch(), first_batch())
 
 
 def test_eval_dataset_keeps_order_and_knows_its_length(csv_path, tiny_config):
     config, splits, preprocessor = splits_and_preprocessor(tiny_config)
-    ds = ip.make_eval_dataset(splits.test, preprocessor, config)
+    ds = batching.make_eval_dataset(splits.test, preprocessor, config)
     labels = np.concatenate([y.numpy() for _, y in ds])
     np.testing.assert_array_equal(labels, splits.test.labels)
     assert int(ds.cardinality()) == -(-len(splits.test) // config.batch_size)
@@ -133,7 +133,7 @@ def test_ngram_tfidf_matches_scikit_learn(csv_path, tiny_config):
     assert 3 < len(ngrams) <= 150 and any(" " in g for g in ngrams)  # bigrams made it in
     idf = preprocessing.inverse_document_frequency(texts, config, ngrams)
     ids = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(texts, config), ngrams)(tf.constant(texts))
-    ours = tf.sparse.to_dense(preprocessing.NgramTfIdf(config.ngram_vocab_size, 1.0, idf)(ids[ip.NGRAM_IDS])).numpy()
+    ours = tf.sparse.to_dense(preprocessing.NgramTfIdf(config.ngram_vocab_size, 1.0, idf)(ids[batching.NGRAM_IDS])).numpy()
     sklearn = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"\S+", lowercase=False, vocabulary=ngrams[2:])
     theirs = sklearn.fit_transform(preprocessing.standardize_texts(texts)).toarray()
     # Padding, OOV and unused slots have idf 0, so like scikit-learn's the norm covers known n-grams only.
@@ -149,13 +149,13 @@ def test_training_and_serving_see_the_same_ngram_ids(csv_path, tiny_config):
         config, preprocessing.learn_vocabulary(texts, config), preprocessing.learn_ngram_vocabulary(texts, config)
     )
     served = preprocessor(tf.constant(splits.test.texts))
-    for i, (features, _) in enumerate(ip.encode(splits.test, preprocessor)):
-        for key in (ip.TOKEN_IDS, ip.NGRAM_IDS):
+    for i, (features, _) in enumerate(batching.encode(splits.test.records(), preprocessor)):
+        for key in (batching.TOKEN_IDS, batching.NGRAM_IDS):
             ids, row = features[key].numpy(), served[key].numpy()[i]
             np.testing.assert_array_equal(row[: len(ids)], ids)
             assert (row[len(ids):] == 0).all() and (ids != 0).all()
         # The wide branch reads the whole review: 1-grams then 2-grams, beyond max_len.
         words = len(preprocessing.standardize_texts([splits.test.texts[i]])[0].split())
-        assert len(features[ip.NGRAM_IDS]) == 2 * words - 1 and len(features[ip.TOKEN_IDS]) == min(words, 10)
-    batch, _ = next(iter(ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable())))
-    assert batch[ip.TOKEN_IDS].shape[0] == batch[ip.NGRAM_IDS].shape[0] > 0
+        assert len(features[batching.NGRAM_IDS]) == 2 * words - 1 and len(features[batching.TOKEN_IDS]) == min(words, 10)
+    batch, _ = next(iter(batching.make_train_dataset(splits.train, preprocessor, config, batching.epoch_variable())))
+    assert batch[batching.TOKEN_IDS].shape[0] == batch[batching.NGRAM_IDS].shape[0] > 0

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from sentiment import models, probes, training
+from sentiment import models, training
+from sentiment.study import probes
 
 
 def rng(seed: int = 1) -> np.random.Generator:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import run_entry
-from sentiment import artifacts, probes, rnn_study, training
+from sentiment import artifacts, training
+from sentiment.study import probes, rnn_study
 from sentiment.rundir import RunDir
 
 

@@ -61,17 +61,22 @@ def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path,
     assert run_dir.metrics.exists()
 
 
-def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_config, tmp_path):
-    """Seeded per-epoch shuffles and restored optimizer and dropout RNG state: a resumed CPU run is the same run."""
-    config = tiny_config("lstm", epochs=4, patience=9, lr_decay=0.7)
+def run_straight_and_killed(config, tmp_path, kill_at: int) -> tuple[RunDir, RunDir]:
+    """Run ``config`` uninterrupted, and again killed as epoch ``kill_at`` begins then resumed; return both runs."""
     training.seed_everything(config.seed)
     straight = RunDir(experiment.run(config, tmp_path / "straight", verbose=0))
     resumed = RunDir(tmp_path / "resumed")
     training.seed_everything(config.seed)
     with pytest.raises(KeyboardInterrupt):
-        experiment.run(config, resumed.path, verbose=0, extra_callbacks=[CrashAtEpoch(2)])
+        experiment.run(config, resumed.path, verbose=0, extra_callbacks=[CrashAtEpoch(kill_at)])
     training.seed_everything(config.seed)  # the same command again: train.py seeds before every run
     experiment.run(config, resumed.path, verbose=0)
+    return straight, resumed
+
+
+def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_config, tmp_path):
+    """Seeded per-epoch shuffles and restored optimizer and dropout RNG state: a resumed CPU run is the same run."""
+    straight, resumed = run_straight_and_killed(tiny_config("lstm", epochs=4, patience=9, lr_decay=0.7), tmp_path, kill_at=2)
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
     assert [[row[k] for k in keys] for row in training.read_history(resumed)] == \
         [[row[k] for k in keys] for row in training.read_history(straight)]
@@ -81,13 +86,14 @@ def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_conf
 
 def test_epochs_are_shuffled_differently_and_the_same_epoch_alike(tiny_config):
     """The training pipeline's order is a function of (seed, epoch) only."""
-    from sentiment import input_pipeline, preprocessing
+    from sentiment import preprocessing
+    from sentiment.data import batching
 
     config = tiny_config("lstm")
     splits = preprocessing.load_clean_splits(config)
     preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
-    epoch = input_pipeline.epoch_variable()
-    ds = input_pipeline.make_train_dataset(splits.train, preprocessor, config, epoch)
+    epoch = batching.epoch_variable()
+    ds = batching.make_train_dataset(splits.train, preprocessor, config, epoch)
 
     def labels_in_order(e: int) -> list[float]:
         epoch.assign(e)
@@ -117,15 +123,7 @@ def test_resumed_early_stopping_keeps_its_patience(tmp_path):
 @pytest.mark.parametrize("patience", [0, 1])
 def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tiny_config, tmp_path, patience):
     """One rule for both: --patience 0 means stop at the first epoch without improvement, resumed or not."""
-    config = tiny_config("lstm", epochs=4, patience=patience, learning_rate=0.02)
-    training.seed_everything(config.seed)
-    straight = RunDir(experiment.run(config, tmp_path / "straight", verbose=0))
-    resumed = RunDir(tmp_path / "resumed")
-    training.seed_everything(config.seed)
-    with pytest.raises(KeyboardInterrupt):
-        experiment.run(config, resumed.path, verbose=0, extra_callbacks=[CrashAtEpoch(1)])
-    training.seed_everything(config.seed)
-    experiment.run(config, resumed.path, verbose=0)
+    straight, resumed = run_straight_and_killed(tiny_config("lstm", epochs=4, patience=patience, learning_rate=0.02), tmp_path, kill_at=1)
     assert len(training.read_history(resumed)) == len(training.read_history(straight))
     assert artifacts.read_json(resumed.metrics)["accuracy"] == artifacts.read_json(straight.metrics)["accuracy"]
 

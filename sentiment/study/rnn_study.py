@@ -2,7 +2,7 @@
 
 * Gradient flow: the norm of d loss / d (embedding output at step t), averaged over
   a batch of real reviews, against the distance from the last real token.
-* Synthetic probes (``sentiment.probes``): first-token recall, recall against
+* Synthetic probes (``sentiment.study.probes``): first-token recall, recall against
   interference and the adding problem; every cell is the share of seeds that solve it,
   plus the same first-token cell under the project's own training recipe.
 * Real reviews: accuracy by length bucket from the runs' per-review predictions, with
@@ -21,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, metrics, models, preprocessing, probes, report
+from sentiment import artifacts, metrics, models, preprocessing, report
+from sentiment.study import probes
 from sentiment.config import Config
 from sentiment.errors import ModelError
-from sentiment.input_pipeline import Split
-from sentiment.probes import Reseed, reseed_if_given
+from sentiment.data.sources import Split
+from sentiment.study.probes import Reseed, reseed_if_given
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)

@@ -1,33 +1,31 @@
-"""Data sources, cleaning, errors and the tf.data pipeline, on tiny generated data."""
+"""In-memory sources (TFDS, CSV, aclImdb): splits, cleaning, errors, the offline TFDS path; CSV headers for both readers."""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import make_reviews, write_csv
-from sentiment import input_pipeline as ip
+from sentiment.data import sources, streaming
 from sentiment.errors import DataError
 
 
 def test_csv_split_is_seeded_and_disjoint(csv_path, tiny_config):
     config = tiny_config()
-    a, b = ip.load_splits(config), ip.load_splits(config)
+    a, b = sources.load_splits(config), sources.load_splits(config)
     assert a.train.texts == b.train.texts and a.test.texts == b.test.texts
     assert a.sizes() == {"train": 120, "validation": 40, "test": 40}
     sets = [set(s.texts) for _, s in a.items()]
     assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
-    other = ip.load_splits(tiny_config(seed=7))
+    other = sources.load_splits(tiny_config(seed=7))
     assert other.test.texts != a.test.texts
 
 
 def test_csv_accepts_numeric_labels_and_plain_csv(tmp_path, tiny_config):
     path = write_csv(tmp_path / "plain.csv", make_reviews(50))
-    splits = ip.load_splits(tiny_config(data=str(path)))
+    splits = sources.load_splits(tiny_config(data=str(path)))
     assert set(np.unique(splits.train.labels)) == {0, 1}
 
 
@@ -45,30 +43,30 @@ def test_bad_csv_gives_clear_error(tmp_path, tiny_config, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        ip.load_splits(tiny_config(data=str(path)))
+        sources.load_splits(tiny_config(data=str(path)))
 
 
 def test_corrupt_gzip_and_missing_file(tmp_path, tiny_config):
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(DataError, match="cannot read CSV"):
-        ip.load_splits(tiny_config(data=str(bad)))
+        sources.load_splits(tiny_config(data=str(bad)))
     with pytest.raises(DataError, match="data not found"):
-        ip.load_splits(tiny_config(data=str(tmp_path / "nope.csv")))
+        sources.load_splits(tiny_config(data=str(tmp_path / "nope.csv")))
     with pytest.raises(DataError, match="unsupported data file"):
         (tmp_path / "x.json").write_text("{}")
-        ip.load_splits(tiny_config(data=str(tmp_path / "x.json")))
+        sources.load_splits(tiny_config(data=str(tmp_path / "x.json")))
 
 
 def test_too_small_to_split(tmp_path, tiny_config):
     path = write_csv(tmp_path / "small.csv", make_reviews(3))
     with pytest.raises(DataError, match="too small"):
-        ip.load_splits(tiny_config(data=str(path)))
+        sources.load_splits(tiny_config(data=str(path)))
 
 
 def test_aclimdb_folder_and_tarball_agree(aclimdb_dir, aclimdb_tar, tiny_config):
-    from_dir = ip.load_splits(tiny_config(data=str(aclimdb_dir)))
-    from_tar = ip.load_splits(tiny_config(data=str(aclimdb_tar)))
+    from_dir = sources.load_splits(tiny_config(data=str(aclimdb_dir)))
+    from_tar = sources.load_splits(tiny_config(data=str(aclimdb_tar)))
     assert from_dir.sizes() == from_tar.sizes() == {"train": 32, "validation": 8, "test": 20}
     for (_, a), (_, b) in zip(from_dir.items(), from_tar.items()):
         assert a.texts == b.texts  # the same seeded split, whatever order the archive lists files in
@@ -77,16 +75,16 @@ def test_aclimdb_folder_and_tarball_agree(aclimdb_dir, aclimdb_tar, tiny_config)
 
 
 def test_aclimdb_parent_folder_is_accepted(aclimdb_dir, tiny_config):
-    assert ip.load_splits(tiny_config(data=str(aclimdb_dir.parent))).sizes()["test"] == 20
+    assert sources.load_splits(tiny_config(data=str(aclimdb_dir.parent))).sizes()["test"] == 20
 
 
 def test_tfds_source_with_mock_data(tiny_config, monkeypatch):
     import tensorflow_datasets as tfds
 
     # mock_data replaces download and prepare, not the network probe that guards them.
-    monkeypatch.setattr(ip, "check_download_reachable", lambda data_dir_root: None)
+    monkeypatch.setattr(sources, "check_download_reachable", lambda data_dir_root: None)
     with tfds.testing.mock_data(num_examples=40):
-        splits = ip.load_splits(tiny_config(data="imdb", val_fraction=0.1))
+        splits = sources.load_splits(tiny_config(data="imdb", val_fraction=0.1))
     # mock_data serves num_examples for any split request, so slicing is checked below.
     assert splits.sizes() == {"train": 40, "validation": 40, "test": 40}
     assert all(isinstance(t, str) for t in splits.train.texts)
@@ -94,9 +92,9 @@ def test_tfds_source_with_mock_data(tiny_config, monkeypatch):
 
 
 def test_tfds_validation_is_a_deterministic_slice_of_train():
-    assert ip.tfds_split_names(0.1) == ["train[:90%]", "train[90%:]", "test"]
+    assert sources.tfds_split_names(0.1) == ["train[:90%]", "train[90%:]", "test"]
     with pytest.raises(DataError):
-        ip.tfds_split_names(0.0)
+        sources.tfds_split_names(0.0)
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +129,7 @@ def offline(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: connecting is refused at once
-    monkeypatch.setattr(ip, "TFDS_HOSTS", (("127.0.0.1", port),))
+    monkeypatch.setattr(sources, "TFDS_HOSTS", (("127.0.0.1", port),))
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
@@ -143,19 +141,19 @@ def test_tfds_prepares_imdb_from_a_manual_archive_offline(tmp_path, tiny_config,
 
     manual = tmp_path / "tfds" / "downloads" / "manual"
     manual.mkdir(parents=True)
-    archive = write_aclimdb_archive(manual / ip.TFDS_ARCHIVE)
+    archive = write_aclimdb_archive(manual / sources.TFDS_ARCHIVE)
     # The generated archive is not the real one: register its checksum, as a user would for their own copy.
     info = checksums.compute_url_info(archive)
-    builder_class = type(tfds.builder(ip.TFDS_NAME, data_dir=str(tmp_path / "tfds")))
+    builder_class = type(tfds.builder(sources.TFDS_NAME, data_dir=str(tmp_path / "tfds")))
     url = next(iter(builder_class.url_infos))
-    monkeypatch.setattr(builder_class, "url_infos", {url: checksums.UrlInfo(info.size, info.checksum, ip.TFDS_ARCHIVE)})
+    monkeypatch.setattr(builder_class, "url_infos", {url: checksums.UrlInfo(info.size, info.checksum, sources.TFDS_ARCHIVE)})
 
-    splits = ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
+    splits = sources.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
     assert splits.sizes() == {"train": 36, "validation": 4, "test": 20}
     assert set(np.unique(splits.train.labels)) == {0, 1}
     assert not any("unlabelled" in t for t in splits.train.texts)  # train/unsup/ is its own split
     assert (tmp_path / "tfds" / "imdb_reviews" / "plain_text").is_dir()  # prepared once, reused after
-    again = ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
+    again = sources.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
     assert again.test.texts == splits.test.texts
 
 
@@ -164,7 +162,7 @@ def test_tfds_offline_fails_fast_naming_the_alternatives(tmp_path, tiny_config, 
 
     started = time.perf_counter()
     with pytest.raises(DataError) as error:
-        ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
+        sources.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
     assert time.perf_counter() - started < 10
     message = str(error.value)
     assert "no network" in message and "downloads/manual" in message and "--tfds-data-dir" in message
@@ -196,10 +194,10 @@ def hanging_dns(monkeypatch):
 def test_probe_with_hanging_dns_gives_up_at_one_overall_deadline(tmp_path, hanging_dns, monkeypatch):
     import time
 
-    monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
+    monkeypatch.setattr(sources, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
     started = time.perf_counter()
     with pytest.raises(DataError) as error:
-        ip.check_download_reachable(tmp_path, deadline=1.0)
+        sources.check_download_reachable(tmp_path, deadline=1.0)
     assert time.perf_counter() - started < 1.9  # one deadline for both hosts, probed at once, DNS included
     message = str(error.value)
     assert "no network" in message and "downloads/manual" in message and "\n" not in message
@@ -209,11 +207,11 @@ def test_probe_with_hanging_dns_gives_up_at_one_overall_deadline(tmp_path, hangi
 def test_train_data_imdb_with_hanging_dns_fails_within_10_seconds(tmp_path, tiny_config, hanging_dns, monkeypatch):
     import time
 
-    monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
+    monkeypatch.setattr(sources, "TFDS_HOSTS", (("storage.invalid", 443), ("stanford.invalid", 80)))
     started = time.perf_counter()
     with pytest.raises(DataError, match="no network"):
-        ip.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
-    assert time.perf_counter() - started < ip.PROBE_DEADLINE_SECONDS + 2 < 10
+        sources.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "empty")))
+    assert time.perf_counter() - started < sources.PROBE_DEADLINE_SECONDS + 2 < 10
 
 
 def test_one_answering_host_is_enough_while_another_hangs(tmp_path, hanging_dns, monkeypatch):
@@ -223,104 +221,10 @@ def test_one_answering_host_is_enough_while_another_hangs(tmp_path, hanging_dns,
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        monkeypatch.setattr(ip, "TFDS_HOSTS", (("storage.invalid", 443), ("127.0.0.1", server.getsockname()[1])))
+        monkeypatch.setattr(sources, "TFDS_HOSTS", (("storage.invalid", 443), ("127.0.0.1", server.getsockname()[1])))
         started = time.perf_counter()
-        ip.check_download_reachable(tmp_path, deadline=5.0)
+        sources.check_download_reachable(tmp_path, deadline=5.0)
     assert time.perf_counter() - started < 2.0  # the answer ends the wait; the hung lookup is abandoned
-
-
-def test_fixed_shapes_pad_batches_to_bucket_widths(csv_path, tiny_config):
-    """Under XLA every batch width is one of a few bucket widths; padding stays on the right and labels keep their order."""
-    from sentiment import preprocessing
-
-    config = tiny_config(max_len=40, batch_size=8)
-    splits = preprocessing.load_clean_splits(config)
-    preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
-    allowed = {w for w in ip.XLA_WIDTHS if w < 40} | {40}
-    for ids, _ in ip.make_train_dataset(splits.train, preprocessor, config, ip.epoch_variable(), fixed_shapes=True):
-        assert ids.shape[1] in allowed
-    plain = [ids.numpy() for ids, _ in ip.make_eval_dataset(splits.test, preprocessor, config)]
-    fixed = list(ip.make_eval_dataset(splits.test, preprocessor, config, fixed_shapes=True))
-    for before, (after, _) in zip(plain, fixed):
-        assert after.shape[1] in allowed
-        np.testing.assert_array_equal(after.numpy()[:, : before.shape[1]], before)
-        assert (after.numpy()[:, before.shape[1]:] == 0).all()
-
-
-def test_pad_width_picks_the_next_width_and_keeps_overlong_rows():
-    widths = tf.constant([4, 8], tf.int32)
-    assert ip.pad_width(tf.ones((2, 3), tf.int32), widths).shape == (2, 4)
-    assert ip.pad_width(tf.ones((2, 8), tf.int32), widths).shape == (2, 8)
-    assert ip.pad_width(tf.ones((2, 11), tf.int32), widths).shape == (2, 11)  # beyond the largest: unchanged
-
-
-# ---------------------------------------------------------------------------
-# Streamed CSV sources
-
-
-def write_shards(folder: Path, rows: list[tuple[str, object]], count: int) -> str:
-    """Write ``rows`` as ``count`` gzipped CSV shards; return their glob."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        write_csv(folder / f"part-{i:03d}.csv.gz", rows[i::count])
-    return str(folder / "part-*.csv.gz")
-
-
-def stream_texts(config) -> dict[str, list[str]]:
-    """Return the reviews of each streamed part, in order."""
-    return {s.part: s.head().texts for s in ip.load_streams(config)}
-
-
-def test_streamed_split_is_seeded_disjoint_complete_and_the_same_for_shards(tmp_path, tiny_config):
-    rows = make_reviews(400)
-    single = write_csv(tmp_path / "all.csv", rows)
-    parts = stream_texts(tiny_config(data=str(single), stream="on"))
-    assert parts == stream_texts(tiny_config(data=str(single), stream="on"))  # deterministic, no shuffle of the file
-    assert sorted(sum(parts.values(), [])) == sorted(t for t, _ in rows)  # every review in exactly one part
-    assert 40 <= len(parts["test"]) <= 120 and 40 <= len(parts["validation"]) <= 120  # 20 % each, by hash
-    sharded = stream_texts(tiny_config(data=write_shards(tmp_path / "shards", rows, 3), stream="on"))
-    assert {k: sorted(v) for k, v in sharded.items()} == {k: sorted(v) for k, v in parts.items()}  # a review's part is its text's
-    other_seed = stream_texts(tiny_config(data=str(single), stream="on", seed=7))
-    assert other_seed["test"] != parts["test"]
-
-
-def test_streamed_train_batches_hold_every_training_review(tmp_path, tiny_config):
-    from sentiment import preprocessing
-
-    config = tiny_config(data=str(write_csv(tmp_path / "r.csv", make_reviews(300) + [("... --- ...", 1)] * 20)), stream="on")
-    train, _, _ = ip.load_streams(config)
-    preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(train.head().texts, config))
-    batches = list(ip.make_train_dataset(train, preprocessor, config, ip.epoch_variable()))
-    seen = sum(int(y.shape[0]) for _, y in batches)
-    wordless = sum(t == "... --- ..." for t in train.head().texts)
-    assert wordless and seen == len(train.head()) - wordless  # no word left after standardization: dropped
-    assert all(int(tf.reduce_min(tf.math.count_nonzero(x, axis=1))) > 0 for x, _ in batches)
-
-
-def test_stream_choice(tmp_path, tiny_config, csv_path, aclimdb_dir):
-    assert not ip.should_stream(tiny_config())  # a small CSV stays in memory
-    assert ip.should_stream(tiny_config(stream="on"))
-    assert ip.should_stream(tiny_config(data=write_shards(tmp_path / "s", make_reviews(20), 2)))  # a glob streams
-    with pytest.raises(DataError, match="reads CSV files only"):
-        ip.should_stream(tiny_config(data=str(aclimdb_dir), stream="on"))
-    with pytest.raises(DataError, match="no CSV file matches"):
-        ip.load_streams(tiny_config(data=str(tmp_path / "none-*.csv"), stream="on"))
-
-
-def test_bad_label_deep_in_a_stream_is_a_one_line_data_error(tmp_path, tiny_config):
-    rows = make_reviews(200) + [("a fine film", "meh")]
-    config = tiny_config(data=str(write_csv(tmp_path / "bad.csv", rows)), stream="on")
-    with pytest.raises(DataError, match=r"label is not one of .*meh"):
-        with ip.stream_errors_explained(config.data):
-            for stream in ip.load_streams(config):
-                stream.head()
-
-
-def test_shards_with_different_columns_are_refused(tmp_path, tiny_config):
-    write_csv(tmp_path / "a.csv", make_reviews(10))
-    write_csv(tmp_path / "b.csv", make_reviews(10), header=("label", "text"))
-    with pytest.raises(DataError, match="different columns"):
-        ip.load_streams(tiny_config(data=str(tmp_path / "*.csv")))
 
 
 @pytest.mark.parametrize("stream", ["off", "on"])
@@ -330,7 +234,7 @@ def test_a_repeated_column_name_is_refused_by_both_readers(tmp_path, tiny_config
     path.write_text("text,label,text\n" + "".join(f"review {i} good,{i % 2},\n" for i in range(40)))
     with pytest.raises(DataError, match="names column\\(s\\) text more than once"):
         config = tiny_config(data=str(path), stream=stream)
-        ip.load_streams(config) if stream == "on" else ip.load_splits(config)
+        streaming.load_streams(config) if stream == "on" else sources.load_splits(config)
 
 
 @pytest.mark.parametrize("stream", ["off", "on"])
@@ -340,9 +244,9 @@ def test_a_csv_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path, tiny_conf
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     config = tiny_config(data=str(path), stream=stream)
     if stream == "on":
-        texts = sorted(t for part in ip.load_streams(config) for t in part.head().texts)
+        texts = sorted(t for part in streaming.load_streams(config) for t in part.bounded(0).texts)
     else:
-        texts = sorted(t for _, split in ip.load_splits(config).items() for t in split.texts)
+        texts = sorted(t for _, split in sources.load_splits(config).items() for t in split.texts)
     assert texts == sorted(t for t, _ in rows)
 
 
@@ -350,4 +254,4 @@ def test_a_missing_column_error_shows_the_names_found_quoted(tmp_path, tiny_conf
     path = tmp_path / "odd.csv"
     path.write_text("review ,label\nnice,1\n")
     with pytest.raises(DataError, match="lacks column\\(s\\) text \\(found: 'review ', 'label'\\)"):
-        ip.load_splits(tiny_config(data=str(path)))
+        sources.load_splits(tiny_config(data=str(path)))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment import unicode_tables
+from sentiment.serving import unicode_tables
 
 PAD, OOV = 0, 1  # ids of padding and out-of-vocabulary tokens, as TextVectorization numbers them
 SPACE = "\t\n\f\r "  # RE2's \s

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment import fast_tokenizer
+from sentiment.serving import fast_tokenizer
 from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, read_json
 from sentiment.errors import ModelError, SentimentError, first_line
 from sentiment.quiet import native_stderr_silenced

@@ -1,0 +1,55 @@
+"""Finding an exported model (a version directory, a folder of versions, or a name) and the engine to run it.
+
+TensorFlow-free, so ``predict.py`` decides before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sentiment.artifacts import numbered_versions
+from sentiment.errors import ModelError, SentimentError
+from sentiment.serving import litert_engine
+
+ENGINES = ("auto", "litert", "savedmodel")
+# --engine auto runs LiteRT for up to ``auto_max_reviews`` reviews, the SavedModel beyond. Where
+# the two cross depends on the model: LiteRT starts ~4 s sooner, but runs reviews one at a time.
+# On the shipped lstm/1 (800 tokens) LiteRT was faster at every size up to 10,000 reviews; on
+# wide_lstm/2 (256 tokens) the SavedModel was faster from ~7,800. benchmarks/predict_speed.py
+# --record measures it and writes it into the export's litert.json; without it, LiteRT always.
+
+
+
+def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
+    """Turn a SavedModel dir, a model dir of versions, or a name under ``root`` into a version dir."""
+    path = Path(spec)
+    if not path.exists():
+        path = Path(root) / spec
+        if not path.exists():
+            names = sorted(p.name for p in Path(root).glob("*") if p.is_dir()) if Path(root).is_dir() else []
+            raise ModelError(f"no model {spec!r}: not a directory, nor a name under {root}/ (available: {', '.join(names) or 'none'})")
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = [p for p in numbered_versions(path) if p.is_dir()]
+    if not versions:
+        raise ModelError(f"{path} is neither a SavedModel (no saved_model.pb) nor a folder of numbered versions")
+    if not (versions[-1] / "saved_model.pb").exists():
+        raise ModelError(f"{versions[-1]} is not a SavedModel (no saved_model.pb)")
+    return versions[-1]
+
+
+def choose_engine(engine: str, path: Path, n_reviews: int) -> str:
+    """Return the engine to run: ``litert`` or ``savedmodel`` (``auto``: LiteRT when the model has it and the input is small)."""
+    if engine not in ENGINES:
+        raise SentimentError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "litert":
+        if not litert_engine.litert_installed():
+            raise SentimentError(f"--engine litert needs the ai-edge-litert package: pip install {litert_engine.PACKAGE}")
+        if not litert_engine.has_litert(path):
+            raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
+        return engine
+    limit = litert_engine.auto_max_reviews(path)
+    small = limit is None or n_reviews <= limit
+    if engine == "auto" and small and litert_engine.has_litert(path) and litert_engine.litert_installed():
+        return "litert"
+    return "savedmodel"
