@@ -14,7 +14,7 @@ from typing import Any
 from sentiment.errors import ConfigError
 
 TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
-READOUTS = ("last", "mean")  # what the classifier reads from the recurrent layer
+READOUTS = ("last", "mean", "max", "max_mean")  # what the classifier reads from the recurrent layer
 XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with XLA
 DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.distribute)
 STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
@@ -43,7 +43,8 @@ class Config:
     units: int = _field(64, "width of the recurrent layer (per direction for bilstm)")
     ngram_vocab_size: int = _field(0, "word 1-2-grams of the wide branch: a linear layer on their TF-IDF, summed with the recurrent branch before the sigmoid (0 = no wide branch)")
     ngram_scale: float = _field(40.0, "multiplies the unit-norm TF-IDF features so the wide branch learns at the recurrent branch's learning rate")
-    readout: str = _field("last", "what the classifier reads: last (final state) or mean (masked average of all states)")
+    readout: str = _field("last", "what the classifier reads: last (final state), mean or max (masked average or maximum of all states), max_mean (both, concatenated)")
+    bidirectional: bool = _field(False, "also read each review backwards (keras.layers.Bidirectional; still cuDNN-eligible): twice the recurrent cost")
     embedding_dropout: float = _field(0.4, "drops whole word vectors (SpatialDropout1D) against overfitting")
     dropout: float = _field(0.5, "dropout after the recurrent layer (not recurrent dropout: keeps cuDNN)")
     batch_size: int = _field(64, "reviews per batch")

@@ -106,6 +106,50 @@ def compute_dtype(config: Config) -> str:
     return "float32"
 
 
+def recurrent_layer(config: Config, dtype: str) -> keras.layers.Layer:
+    """Return the model's recurrent layer, wrapped in Bidirectional when ``config.bidirectional`` asks (bilstm always is)."""
+    layer = REGISTRY[config.model](config, dtype)
+    if config.bidirectional and not isinstance(layer, keras.layers.Bidirectional):
+        layer = keras.layers.Bidirectional(layer, dtype=dtype, name="recurrent")
+    return layer
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Maximum over the real (unmasked) steps of each sequence: float [b, t, d] with mask [b, t] → [b, d]."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, states: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+        """Padding steps never win the maximum (rows are never fully masked: wordless reviews are dropped)."""
+        if mask is not None:
+            lowest = keras.ops.full_like(states, -1e9)
+            states = keras.ops.where(keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1), states, lowest)
+        return keras.ops.max(states, axis=1)
+
+    def compute_mask(self, inputs: tf.Tensor, mask: tf.Tensor | None = None) -> None:
+        """The pooled vector has no time axis left to mask."""
+        return None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """[b, t, d] → [b, d]."""
+        return (input_shape[0], input_shape[2])
+
+
+def read_out(states: keras.KerasTensor, readout: str) -> keras.KerasTensor:
+    """Turn the recurrent layer's output into one vector per review, as ``readout`` names (see Config.readout)."""
+    if readout == "last":  # the layer returned its final state already
+        return states
+    pooled = []
+    if readout in ("max", "max_mean"):  # the strongest evidence anywhere in the review (Johnson & Zhang 2016)
+        pooled.append(MaskedMaxPooling(name="max_over_time")(states))
+    if readout in ("mean", "max_mean"):  # average over real (unmasked) steps only
+        pooled.append(keras.layers.GlobalAveragePooling1D(name="mean_over_time")(states))
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="max_and_mean")(pooled)
+
+
 def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Model:
     """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1].
 
@@ -119,9 +163,8 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
-    x = REGISTRY[config.model](config, dtype)(x)
-    if config.readout == "mean":  # average over real (unmasked) steps only
-        x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)
+    x = recurrent_layer(config, dtype)(x)
+    x = read_out(x, config.readout)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     if not config.ngram_vocab_size:
         # The output stays float32 under mixed precision so the sigmoid and loss are stable.

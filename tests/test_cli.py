@@ -87,3 +87,16 @@ def test_default_models_dir_is_the_projects_own():
     from conftest import ROOT
 
     assert cli.DEFAULT_MODELS_DIR == ROOT / "saved_models"
+
+
+def test_train_help_answers_without_importing_tensorflow():
+    """The presets live beside Config, so listing the flags needs no TensorFlow (seconds to import)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys, train\ntry:\n    train.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "--ngram-vocab-size" in result.stdout and result.stderr.strip().endswith("False"), result.stderr

@@ -53,6 +53,7 @@ def test_litert_files_that_disagree_with_the_model_are_not_installed(run_dir, tm
 
 @pytest.mark.parametrize("model, overrides", [
     ("lstm", {}), ("lstm", {"readout": "mean"}), ("lstm_chrono", {}), ("gru", {}), ("simple_rnn", {}), ("bilstm", {}),
+    ("lstm", {"readout": "max_mean", "bidirectional": True}), ("simple_rnn", {"readout": "max", "bidirectional": True}),
     ("wide_lstm", {"ngram_vocab_size": 40}),
 ])
 def test_every_registered_model_converts_to_litert(model, overrides):

@@ -44,6 +44,38 @@ def test_padding_does_not_change_the_prediction(name):
     np.testing.assert_allclose(short, padded, rtol=1e-5, atol=1e-6)
 
 
+READOUTS = [(name, readout, bidirectional) for name in ("simple_rnn", "lstm") for readout in ("mean", "max", "max_mean")
+            for bidirectional in (False, True)] + [("lstm", "last", True), ("wide_lstm", "max_mean", True)]
+
+
+@pytest.mark.parametrize("name, readout, bidirectional", READOUTS)
+def test_pooled_and_bidirectional_readouts_ignore_padding_and_save(name, readout, bidirectional, tmp_path):
+    """Every readout reads real steps only: right padding changes nothing, before and after a save and reload."""
+    config = small_config(name, readout=readout, bidirectional=bidirectional)
+    model = models.build_model(config)
+    width = {"last": 4, "mean": 4, "max": 4, "max_mean": 8}[readout] * (2 if bidirectional else 1)
+    assert model.get_layer("dropout").output.shape[-1] == width
+    assert isinstance(model.get_layer("recurrent"), keras.layers.Bidirectional) == bidirectional
+    short = model(model_inputs(config, np.array([[5, 6, 7]], dtype=np.int32))).numpy()
+    padded = model(model_inputs(config, np.array([[5, 6, 7, 0, 0, 0, 0]], dtype=np.int32))).numpy()
+    np.testing.assert_allclose(short, padded, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(model_inputs(config, np.array([[5, 6, 7, 0]], dtype=np.int32))).numpy(), short, rtol=1e-5)
+
+
+def test_max_pooling_never_picks_a_padding_step():
+    states = tf.constant([[[1.0, -5.0], [2.0, -6.0], [0.0, 0.0]]])  # the last step is padding, with the largest second value
+    mask = tf.constant([[True, True, False]])
+    np.testing.assert_array_equal(models.MaskedMaxPooling()(states, mask=mask).numpy(), [[2.0, -5.0]])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_bidirectional_gated_layers_stay_cudnn_eligible(name):
+    cells = models.recurrent_cells(models.build_model(make_config(name, vocab_size=50, bidirectional=True, readout="max_mean")))
+    assert len(cells) == 2 and all(models.cudnn_eligible(c) for c in cells)
+
+
 @pytest.mark.parametrize("name", ["lstm", "lstm_chrono", "gru", "bilstm", "wide_lstm"])
 def test_gated_models_stay_cudnn_eligible(name):
     """Guards the GPU path: changing an argument that disables cuDNN fails here."""
