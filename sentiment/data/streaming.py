@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import glob
 import logging
 from pathlib import Path
@@ -55,7 +56,7 @@ class Stream:
         ds = csv_records(self.files).filter(in_part)
         ds = ds.shard(self.shard_count, self.shard_index) if self.shard_count > 1 else ds
         for keep, _ in self.keep:  # on chunks: the predicates are vectorized
-            ds = ds.batch(_FILTER_CHUNK).map(lambda t, y, keep=keep: (tf.boolean_mask(t, keep(t)), tf.boolean_mask(y, keep(t)))).unbatch()
+            ds = ds.batch(_FILTER_CHUNK).map(functools.partial(kept_records, keep=keep)).unbatch()
         return ds
 
     def bounded(self, limit: int) -> Split:
@@ -74,6 +75,12 @@ class Stream:
     def where(self, keep: Keep, why: str) -> "Stream":
         """Return this part without the reviews ``keep`` rejects (dropped as read: they cannot be counted in advance)."""
         return dataclasses.replace(self, keep=self.keep + ((keep, why),))
+
+
+def kept_records(texts: tf.Tensor, labels: tf.Tensor, keep: Keep) -> tuple[tf.Tensor, tf.Tensor]:
+    """Return the chunk's records that ``keep`` accepts (texts tf.string [b], labels float32 [b]); it runs once per chunk."""
+    mask = keep(texts)
+    return tf.boolean_mask(texts, mask), tf.boolean_mask(labels, mask)
 
 
 def hash_range(part: str, val_fraction: float, test_fraction: float) -> tuple[int, int]:
