@@ -113,14 +113,11 @@ def read_history(run: RunDir) -> list[dict[str, float]]:
 
 
 def read_history_file(path: Path) -> list[dict[str, float]]:
-    """Return the rows of a CSVLogger file as floats (empty if there is no file)."""
-    if not path.exists():
-        return []
+    """Return the rows of a history file as floats (empty if there is no file)."""
     try:
-        with path.open(newline="") as f:
-            # CSVLogger writes NA for the val_ columns of a fit without validation.
-            return [{k: float(v) for k, v in row.items() if k and v not in ("", "NA", None)} for row in csv.DictReader(f)]
-    except (ValueError, UnicodeDecodeError, csv.Error) as e:
+        # A fit without validation leaves its val_ columns empty (CSVLogger wrote NA).
+        return [{k: float(v) for k, v in row.items() if k and v not in ("", "NA", None)} for row in read_history_rows(path)]
+    except ValueError as e:
         raise ModelError(f"{path} is unreadable ({e})") from e
 
 
@@ -136,11 +133,14 @@ def write_history_row(path: Path, row: dict[str, float]) -> None:
 
 
 def read_history_rows(path: Path) -> list[dict[str, str]]:
-    """Return a history file's rows as strings, as written (empty if there is no file)."""
+    """Return a history file's rows as strings, as written (empty if there is no file); ModelError if unreadable."""
     if not path.exists():
         return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ModelError(f"{path} is unreadable ({e})") from e
 
 
 def epochs_backed_up(run: RunDir) -> int:
@@ -181,18 +181,16 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model (atomically) whenever validation loss beats the best so far, earlier sessions of the run included."""
+    """Saves the model (atomically) whenever the loop's rules name this epoch the best, earlier sessions of the run included."""
 
-    def __init__(self, path: Path, best: float = np.inf):
+    def __init__(self, path: Path, previous_losses: list[float]):
         super().__init__()
-        self.path, self.best = path, best
+        self.path, self.losses = path, list(previous_losses)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Save if this epoch is the best yet."""
-        loss = (logs or {}).get("val_loss", np.inf)
-        if loss < self.best:
-            self.best = loss
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.losses.append((logs or {}).get("val_loss", np.nan))
+        if LoopRules.best_epoch(self.losses) == len(self.losses) - 1:
             with atomic_path(self.path) as tmp:
                 self.model.save(tmp)
 
@@ -230,7 +228,7 @@ def make_callbacks(run: RunDir, rules: LoopRules, verbose: int, shuffle_epoch: t
         keras.callbacks.TerminateOnNaN(),
         learning_rate_schedule(rules),
         EarlyStop(rules, previous, run.checkpoint),
-        BestCheckpoint(run.checkpoint, min(previous, default=np.inf)),
+        BestCheckpoint(run.checkpoint, previous),
         *history_and_backup(run.history, run.backup),
         keras.callbacks.TensorBoard(run.tensorboard, histogram_freq=0, write_graph=False),
     ]
