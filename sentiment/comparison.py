@@ -1,4 +1,4 @@
-"""Side-by-side comparison of finished runs, always against the TF-IDF baseline."""
+"""Side-by-side comparison of finished runs, always against the cheap anchors (TF-IDF + LR, NBSVM-bi) on the same reviews."""
 
 from __future__ import annotations
 
@@ -54,20 +54,27 @@ def table_row(name: str, m: dict) -> dict:
     return row
 
 
-def paired_test_vs_baseline(m: dict, base: dict) -> dict:
-    """McNemar's exact test of a run against the baseline on the same test reviews (empty if a report lacks predictions)."""
-    mine, theirs = m.get("predictions"), base.get("predictions")
+def paired_test(m: dict, anchor: dict) -> dict | None:
+    """McNemar's exact test of a run against an anchor on the same test reviews (None if a report lacks predictions)."""
+    mine, theirs = m.get("predictions"), anchor.get("predictions")
     if not mine or not theirs or mine["labels"] != theirs["labels"]:
-        return {}
+        return None
     labels = np.asarray(mine["labels"])
     test = metrics.mcnemar_test(labels, np.asarray(mine["probabilities"]), np.asarray(theirs["probabilities"]))
-    return {"vs_baseline": base["model"], "only_model_right": test["a_only"], "only_baseline_right": test["b_only"], "mcnemar_p": test["p_value"]}
+    return {"anchor": anchor["model"], "only_model_right": test["a_only"], "only_anchor_right": test["b_only"], "mcnemar_p": test["p_value"]}
+
+
+def beats(pair: dict) -> bool:
+    """Return True if a paired test shows the model more accurate than the anchor with p < 0.05."""
+    return pair["mcnemar_p"] < 0.05 and pair["only_model_right"] > pair["only_anchor_right"]
 
 
 def format_cell(key: str, value: object) -> str:
     """Format a table cell: 4 decimals for scores, whole numbers for counts, times and rates."""
     if value is None:
         return ""
+    if isinstance(value, dict):  # a paired test: only the model right / only the anchor right, p
+        return f"{value['only_model_right']} / {value['only_anchor_right']}, p={value['mcnemar_p']:.2g}"
     if key == "mcnemar_p" and isinstance(value, float):
         return f"{value:.2g}"
     if isinstance(value, float) and not key.endswith(("_s", "_second")):
@@ -107,7 +114,7 @@ def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Pa
 
 
 def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> Path:
-    """Write comparison.md, comparison.json and comparison.png for ``run_dirs`` (+ baseline); return the .md."""
+    """Write comparison.md, comparison.json and comparison.png for ``run_dirs`` (+ the anchors); return the .md."""
     runs = [load_run(Path(d)) for d in run_dirs]
     configs = [c for c, _, _ in runs]
     check_same_split(configs)
@@ -115,11 +122,15 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
             for d, (c, m, _) in zip(run_dirs, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
     if with_baseline:
-        # One baseline per kind of training data: a --refit run is paired with a baseline fit on train + validation.
-        bases = {refit: baseline.run_baseline(configs[0], refit) for refit in sorted({c.refit for c in configs})}
+        # Anchors per kind of training data: a --refit run is paired with anchors fit on train + validation.
+        anchors = {(name, refit): baseline.run_baseline(configs[0], refit, name)
+                   for refit in sorted({c.refit for c in configs}) for name in baseline.ANCHORS}
         for row, (config, m, _) in zip(rows, runs):
-            row.update(paired_test_vs_baseline(m, bases[config.refit]))
-        rows += [table_row(base["model"], base) for base in bases.values()]
+            for name in baseline.ANCHORS:
+                pair = paired_test(m, anchors[name, config.refit])
+                if pair:
+                    row[f"vs_{name}"] = pair
+        rows += [table_row(anchor["model"], anchor) for anchor in anchors.values()]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, histories, out_dir / "comparison.png")
     artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].seed, "rows": rows})
@@ -127,9 +138,9 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
         "# Model comparison", "",
         f"Test split of `{configs[0].data}` (seed {configs[0].seed}); every model saw the same train/validation/test reviews.",
         "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews.",
-        "Each model is paired with the baseline trained on the same reviews (`vs_baseline`; `_refit`: train + validation,",
-        "like a `--refit` model): `only_model_right` / `only_baseline_right` count the test reviews only one of the two gets",
-        "right, `mcnemar_p` is McNemar's exact test of that difference (p < 0.05: unlikely to be the test split's noise).", "",
+        "Each model is paired with each anchor trained on the same reviews (TF-IDF + LR, NBSVM-bi; `_refit`: on train +",
+        "validation, like a `--refit` model). A `vs_` cell reads: test reviews only the model gets right / only the anchor",
+        "gets right, and McNemar's exact p of that difference (p < 0.05: unlikely to be the test split's noise).", "",
         render_table(rows), "", "![comparison](comparison.png)", "",
     ])
     artifacts.write_text(out_dir / "comparison.md", text)
@@ -151,12 +162,12 @@ def summarize(comparison_dirs: list[Path], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(out_dir / "summary.json", {"comparisons": [str(d) for d in comparison_dirs], "rows": summary})
     table = [{"model": row["model"], "runs": row["runs"], **{k: format_spread(k, row.get(k)) for k in SUMMARY_KEYS},
-              "beats_baseline": row.get("beats_baseline", "")} for row in summary]
+              **{f"beats_{a}": row.get(f"beats_{a}", "") for a in baseline.ANCHORS}} for row in summary]
     text = "\n".join([
         "# Results over seeds", "",
         f"Mean ± standard deviation over {len(tables)} comparisons (a seed sets the split, initialization and shuffling;",
-        "each comparison's baseline is trained on that seed's split). `beats_baseline`: comparisons in which the model",
-        "is more accurate than the baseline with McNemar p < 0.05, out of those with a paired test.", "",
+        "each comparison's anchors are trained on that seed's split). `beats_<anchor>`: comparisons in which the model",
+        "is more accurate than that anchor with McNemar p < 0.05, out of those with a paired test.", "",
         render_table(table), "",
     ])
     artifacts.write_text(out_dir / "summary.md", text)
@@ -179,8 +190,8 @@ def summarize_model(name: str, rows: list[dict]) -> dict:
         values = np.array([r[key] for r in rows if r.get(key) is not None], dtype=float)
         if len(values):
             result[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else None}
-    paired = [r for r in rows if r.get("mcnemar_p") is not None]
-    if paired:
-        wins = sum(r["mcnemar_p"] < 0.05 and r["only_model_right"] > r["only_baseline_right"] for r in paired)
-        result["beats_baseline"] = f"{wins}/{len(paired)}"
+    for anchor in baseline.ANCHORS:
+        paired = [r[f"vs_{anchor}"] for r in rows if r.get(f"vs_{anchor}")]
+        if paired:
+            result[f"beats_{anchor}"] = f"{sum(map(beats, paired))}/{len(paired)}"
     return result

@@ -1,4 +1,4 @@
-"""Comparing two tiny runs against the TF-IDF baseline."""
+"""Comparing two tiny runs against the cheap anchors (TF-IDF + LR, NBSVM-bi)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,17 @@ def two_runs(tmp_path_factory):
 def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     md = comparison.compare(two_runs, tmp_path)
     rows = artifacts.read_json(tmp_path / "comparison.json")["rows"]
-    assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg"]
+    assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi"]
     assert all({"accuracy", "f1", "roc_auc", "train_time_s", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
     assert rows[1]["parameters"] > rows[0]["parameters"]  # LSTM has four gates' worth of weights
-    for row in rows[:2]:  # each model against the baseline on the same test reviews
-        assert 0 < row["mcnemar_p"] <= 1 and row["vs_baseline"] == "tfidf_logreg" and row["only_model_right"] >= 0
-    assert "mcnemar_p" not in rows[2] and all(r["accuracy_ci95"] for r in rows)
+    for row in rows[:2]:  # each model against each anchor on the same test reviews
+        for anchor in ("tfidf_logreg", "nbsvm_bi"):
+            pair = row[f"vs_{anchor}"]
+            assert 0 < pair["mcnemar_p"] <= 1 and pair["anchor"] == anchor and pair["only_model_right"] >= 0
+    assert not any(k.startswith("vs_") for r in rows[2:] for k in r) and all(r["accuracy_ci95"] for r in rows)
     text = md.read_text()
-    assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "comparison.png" in text
+    assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "| nbsvm_bi |" in text and "comparison.png" in text
+    assert ", p=" in text  # the paired cells
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -70,15 +73,15 @@ def test_summary_over_seeds_gives_mean_and_std(two_runs, tmp_path):
     artifacts.write_json(second / "comparison.json", table)
     comparison.summarize([first, second], tmp_path / "summary")
     rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "summary" / "summary.json")["rows"]}
-    assert set(rows) == {"simple_rnn", "lstm", "tfidf_logreg"} and rows["lstm"]["runs"] == 2
+    assert set(rows) == {"simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi"} and rows["lstm"]["runs"] == 2
     lstm_accuracy = table["rows"][1]["accuracy"]
     assert rows["lstm"]["accuracy"]["mean"] == pytest.approx(lstm_accuracy - 0.05)
     assert rows["lstm"]["accuracy"]["std"] == pytest.approx(0.1 / 2**0.5)
-    assert rows["simple_rnn"]["accuracy"]["std"] == 0 and "/2" in rows["lstm"]["beats_baseline"]
+    assert rows["simple_rnn"]["accuracy"]["std"] == 0 and "/2" in rows["lstm"]["beats_nbsvm_bi"]
     assert "± " in (tmp_path / "summary" / "summary.md").read_text()
 
 
-def test_a_refit_run_is_paired_with_a_baseline_trained_on_the_same_reviews(two_runs, tmp_path):
+def test_a_refit_run_is_paired_with_anchors_trained_on_the_same_reviews(two_runs, tmp_path):
     import dataclasses
     import shutil
 
@@ -90,6 +93,7 @@ def test_a_refit_run_is_paired_with_a_baseline_trained_on_the_same_reviews(two_r
     artifacts.write_json(refit / "config.json", config.to_dict())
     comparison.compare([two_runs[0], refit], tmp_path / "out")
     rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "out" / "comparison.json")["rows"]}
-    assert rows["simple_rnn"]["vs_baseline"] == baseline.BASELINE
-    assert rows["lstm"]["vs_baseline"] == baseline.BASELINE_REFIT
+    assert rows["simple_rnn"]["vs_tfidf_logreg"]["anchor"] == baseline.BASELINE
+    assert rows["lstm"]["vs_tfidf_logreg"]["anchor"] == baseline.BASELINE_REFIT
+    assert rows["lstm"]["vs_nbsvm_bi"]["anchor"] == "nbsvm_bi_refit"
     assert rows[baseline.BASELINE_REFIT]["val_accuracy"] is None  # it trained on the validation reviews
