@@ -47,6 +47,10 @@ class Config:
     bidirectional: bool = _field(False, "also read each review backwards (keras.layers.Bidirectional; still cuDNN-eligible): twice the recurrent cost")
     embedding_dropout: float = _field(0.4, "drops whole word vectors (SpatialDropout1D) against overfitting")
     dropout: float = _field(0.5, "dropout after the recurrent layer (not recurrent dropout: keeps cuDNN)")
+    pretrain_epochs: int = _field(0, "language-model pretraining of the embedding + recurrent layer on unlabelled review text before the classifier trains, at most this many epochs (0 = none; sentiment.pretraining)")
+    unlabelled: str = _field("", "more unlabelled reviews to pretrain on, besides the training reviews and the source's own (TFDS unsupervised split, aclImdb train/unsup/): a .txt (one review per line), a .csv/.csv.gz (its text column), a folder of .txt reviews, or a glob of these")
+    pretrain_fraction: float = _field(1.0, "share of the pretraining text used, for learning curves (a seeded sample)")
+    pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
     learning_rate: float = _field(1e-3, "Adam step size")
@@ -86,6 +90,8 @@ class Config:
             ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
             ("test_fraction", 0 <= self.test_fraction < 1, "in [0, 1)"),
             ("max_examples", self.max_examples >= 0, "0 or more"),
+            ("pretrain_epochs", self.pretrain_epochs >= 0, "0 or more"),
+            ("pretrain_fraction", 0 < self.pretrain_fraction <= 1, "in (0, 1]"),
         ]
         for name, ok, expected in checks:
             if not ok:

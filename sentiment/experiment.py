@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, distribute, evaluation, metrics, models, preprocessing, report, training
+from sentiment import artifacts, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training
 from sentiment.config import Config
 from sentiment.data import batching, streaming
 from sentiment.data.sources import Source, Split, Splits
@@ -104,6 +104,8 @@ def run(
             raise ConfigError("--distribute multi_worker needs --run-dir: the same path for every worker")
         if config.refit:
             raise ConfigError("--refit is not supported with --distribute multi_worker")
+        if config.pretrain_epochs:
+            raise ConfigError("--pretrain-epochs is not supported with --distribute multi_worker")
     if config.refit and streaming.should_stream(config):
         raise ConfigError("--refit needs the reviews in memory; use --stream off")
     run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
@@ -176,10 +178,11 @@ def train_and_report(
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
     data_config = distribute.pipeline_config(config, strategy)
     val_ds = batching.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
+    encoder = pretrain_if_asked(config, run, splits, verbose)
     with strategy.scope():
-        classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+        classifier = build_classifier(config, ngram_idf, encoder)
         # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
-        refit_classifier = models.compile_model(models.build_model(config, ngram_idf), config) if config.refit else None
+        refit_classifier = build_classifier(config, ngram_idf, encoder) if config.refit else None
     log.info("%s: %d parameters; %s; XLA %s", config.model, classifier.count_params(), models.describe_kernel(classifier),
              "on" if classifier.jit_compile else "off")
     started = time.perf_counter()
@@ -213,7 +216,8 @@ def train_and_report(
         validation=metrics.classification_metrics(val_labels, val_probs),
         data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
               "sizes": {"validation": len(val_labels), "test": len(test)} if streamed else splits.sizes()},
-        training=training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
+        training={**training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
+                  **({"pretraining": encoder} if encoder else {})},
         parameters=int(classifier.count_params()),
         seed=config.seed,
         versions=artifacts.library_versions(),
@@ -225,6 +229,23 @@ def train_and_report(
         result_report["accuracy"], result_report["f1"], result_report["roc_auc"] or float("nan"),
         result_report["validation"]["accuracy"],
     )
+
+
+def pretrain_if_asked(config: Config, run: RunDir, splits: Splits, verbose: int) -> dict | None:
+    """With ``--pretrain-epochs``, return the pretrained encoder's record (reused or trained now), else None."""
+    if not config.pretrain_epochs:
+        return None
+    held_out = splits.validation.bounded(config.stream_sample).texts + splits.test.bounded(config.stream_sample).texts
+    vocabulary = preprocessing.load_vocabulary(run.vocabulary)
+    return pretraining.pretrain(config, vocabulary, vocabulary_sample(splits, config), held_out, verbose)
+
+
+def build_classifier(config: Config, ngram_idf: np.ndarray | None, encoder: dict | None) -> keras.Model:
+    """Build and compile the classifier, starting its embedding and recurrent layer from ``encoder`` when there is one."""
+    classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+    if encoder:
+        pretraining.load_encoder(classifier, encoder["encoder"])
+    return classifier
 
 
 def training_summary(result: training.FitResult, reviews: int | None, tokens: int | None, preprocessing_seconds: float,

@@ -270,12 +270,14 @@ def fit(
     shuffle_epoch: tf.Variable,
     verbose: int = 2,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    rules: LoopRules | None = None,
 ) -> FitResult:
-    """Train ``model`` until early stopping or ``config.epochs``, resuming from the run's backup if there is one.
+    """Train ``model`` until early stopping or the rules' epoch bound, resuming from the run's backup if there is one.
 
-    ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (data.batching.make_train_dataset).
+    ``shuffle_epoch`` is the variable that seeds ``train_ds``'s shuffle (data.batching.make_train_dataset);
+    ``rules`` default to the classifier's (``LoopRules.from_config``); pretraining passes its own.
     """
-    rules = LoopRules.from_config(config)
+    rules = rules or LoopRules.from_config(config)
     done = resume.restore(model, run.backup)
     trim_history(run, done)
     if done and rules.should_stop(val_losses(read_history(run))):
@@ -285,7 +287,7 @@ def fit(
         if done:
             log.info("resuming %s after %d finished epoch(s)", run, done)
         callbacks = make_callbacks(run, rules, verbose, shuffle_epoch) + list(extra_callbacks or [])
-        fit_bucketed(model, train_ds, validation_data=val_ds, initial_epoch=done, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+        fit_bucketed(model, train_ds, validation_data=val_ds, initial_epoch=done, epochs=rules.epochs, callbacks=callbacks, verbose=verbose)
     history = read_history(run)
     return FitResult(history=history, best_epoch=LoopRules.best_epoch(val_losses(history)) or 0)
 

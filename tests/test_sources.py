@@ -152,6 +152,11 @@ def test_tfds_prepares_imdb_from_a_manual_archive_offline(tmp_path, tiny_config,
     assert splits.sizes() == {"train": 36, "validation": 4, "test": 20}
     assert set(np.unique(splits.train.labels)) == {0, 1}
     assert not any("unlabelled" in t for t in splits.train.texts)  # train/unsup/ is its own split
+    from sentiment.data import unlabelled  # and pretraining reads it: TFDS's unsupervised split
+
+    config = tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"))
+    pretraining_text = unlabelled.load_unlabelled(config, splits.train.texts, splits.validation.texts + splits.test.texts)
+    assert sorted(pretraining_text[len(splits.train):]) == [f"unlabelled review number {i}" for i in range(5)]
     assert (tmp_path / "tfds" / "imdb_reviews" / "plain_text").is_dir()  # prepared once, reused after
     again = sources.load_splits(tiny_config(data="imdb", tfds_data_dir=str(tmp_path / "tfds"), val_fraction=0.1))
     assert again.test.texts == splits.test.texts
