@@ -121,6 +121,10 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
     rows = [table_row(f"{c.model} ({Path(d).name})" if [x.model for x in configs].count(c.model) > 1 else c.model, m)
             for d, (c, m, _) in zip(run_dirs, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
+    for row, (_, m, _) in zip(rows[1:], runs[1:]):  # ablations: each run against the first one listed
+        pair = paired_test(m, {**runs[0][1], "model": rows[0]["model"]})
+        if pair:
+            row["vs_first"] = pair
     if with_baseline:
         # Anchors per kind of training data: a --refit run is paired with anchors fit on train + validation.
         anchors = {(name, refit): baseline.run_baseline(configs[0], refit, name)
@@ -140,7 +144,8 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
         "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews.",
         "Each model is paired with each anchor trained on the same reviews (TF-IDF + LR, NBSVM-bi; `_refit`: on train +",
         "validation, like a `--refit` model). A `vs_` cell reads: test reviews only the model gets right / only the anchor",
-        "gets right, and McNemar's exact p of that difference (p < 0.05: unlikely to be the test split's noise).", "",
+        "gets right, and McNemar's exact p of that difference (p < 0.05: unlikely to be the test split's noise);",
+        "`vs_first` pairs each run with the first one listed the same way (ablations).", "",
         render_table(rows), "", "![comparison](comparison.png)", "",
     ])
     artifacts.write_text(out_dir / "comparison.md", text)

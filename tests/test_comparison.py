@@ -35,6 +35,7 @@ def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     text = md.read_text()
     assert "| simple_rnn |" in text and "| tfidf_logreg |" in text and "| nbsvm_bi |" in text and "comparison.png" in text
     assert ", p=" in text  # the paired cells
+    assert rows[1]["vs_first"]["anchor"] == "simple_rnn" and "vs_first" not in rows[0]
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
 
