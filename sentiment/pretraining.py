@@ -135,15 +135,9 @@ def pretraining_rules(config: Config) -> LoopRules:
 
 def sample_text(texts: list[str], config: Config) -> list[str]:
     """Return the wordful texts, a seeded ``pretrain_fraction`` sample of them, in a seeded order."""
-    texts = [t for t, keep in zip(texts, has_words_all(texts)) if keep]
+    texts = unlabelled_split(texts).where(preprocessing.has_words, "without words from the pretraining text").texts
     order = np.random.default_rng(config.seed).permutation(len(texts))
     return [texts[i] for i in order[: max(2, int(round(len(texts) * config.pretrain_fraction)))]]
-
-
-def has_words_all(texts: list[str]) -> np.ndarray:
-    """Return which texts hold at least one word (bool [n]), as the classifier's data is filtered."""
-    chunks = [preprocessing.has_words(tf.constant(texts[i : i + 4096], tf.string)).numpy() for i in range(0, len(texts), 4096)]
-    return np.concatenate(chunks) if chunks else np.zeros(0, bool)
 
 
 def content_hash(config: Config, vocabulary: list[str], texts: list[str]) -> str:

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))  # the entry-point scripts (train.py, ...) are imp
 
 from sentiment import cli  # noqa: E402,F401  (first: sets TensorFlow's log level before it loads)
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -38,6 +39,18 @@ def make_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
             text = text.replace(" the ", " the<br /><br />", 1)
         rows.append((text, label))
     return rows
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    """Simulates a kill: raises when ``epoch`` begins, after earlier epochs were backed up."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
 
 
 def wait_for_epochs(run_path: Path, epochs: int, procs: list, seconds: float) -> None:

@@ -9,22 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import make_reviews, write_csv
+from conftest import CrashAtEpoch, make_reviews, write_csv
 from sentiment import artifacts, experiment, preprocessing, pretraining, training
 from sentiment.config import make_config
 from sentiment.rundir import RunDir
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    """Simulates a kill when ``epoch`` begins, after the earlier epochs were backed up."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 @pytest.fixture

@@ -5,20 +5,9 @@ from __future__ import annotations
 import keras
 import pytest
 
+from conftest import CrashAtEpoch
 from sentiment import artifacts, experiment, training
 from sentiment.rundir import RunDir
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    """Simulates a kill: raises when ``epoch`` begins, after earlier epochs were backed up."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 class RecordStart(keras.callbacks.Callback):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 import logging
 import sys
 import tarfile
@@ -94,9 +93,8 @@ def read_unlabelled_file(path: Path) -> Iterator[str]:
         yield from read_review_folder(path)
         return
     name = path.name.lower()
-    opener = gzip.open if name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        with sources.open_csv(path) as f:  # gunzipped when .gz, UTF-8, a byte-order mark dropped; also right for .txt
             if name.endswith((".csv", ".csv.gz")):
                 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
                 reader = csv.DictReader(f)
