@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 import keras
@@ -30,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment import resume
-from sentiment.artifacts import atomic_path
 from sentiment.config import Config
 from sentiment.errors import ConfigError
 from sentiment.loop import LoopRules
+from sentiment.models import save_model
 from sentiment.rundir import RunDir
 from sentiment.training import FitResult, read_history, trim_history, val_losses, write_history_row
 
@@ -226,7 +225,7 @@ def fit_multi_worker(
         losses.append(row["val_loss"])
         if chief:  # only the chief writes: best checkpoint, then history, then the backup (training.history_and_backup's order)
             if rules.best_epoch(losses) == epoch:
-                save_plain_copy(model, run.checkpoint)
+                save_model(model, run.checkpoint)  # a plain .keras file, loadable without a strategy
             write_history_row(run.history, row)
             resume.save(model, run.backup, epoch + 1)
         log.info("epoch %d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f (%.1f s)", epoch + 1, row["loss"],
@@ -237,11 +236,3 @@ def fit_multi_worker(
     log.info("worker %d: final weights fingerprint %s", worker_index(strategy), weights_fingerprint(model))
     history = read_history(run) if chief else []
     return FitResult(history=history, best_epoch=rules.best_epoch(val_losses(history)) or 0)
-
-
-def save_plain_copy(model: keras.Model, path: Path) -> None:
-    """Save the weights of a distributed ``model`` as a plain ``.keras`` checkpoint (atomically), loadable without a strategy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-

@@ -67,12 +67,6 @@ def prepare_preprocessing(run: RunDir, texts: list[str], config: Config) -> tupl
     return preprocessing.make_preprocessor(config, vocabulary, ngrams), idf
 
 
-def save_model(model: keras.Model, path: Path) -> None:
-    """Save a .keras model atomically."""
-    with artifacts.atomic_path(path) as tmp:
-        model.save(tmp)
-
-
 def throughput(history: list[dict[str, float]], reviews: int | None, tokens: int | None) -> dict[str, float]:
     """Return wall time and training speed in reviews/s and tokens/s over all finished epochs (None where not counted: streams)."""
     train_seconds = sum(row.get("train_seconds", 0.0) for row in history)
@@ -125,7 +119,8 @@ def run(
 def vocabulary_sample(splits: Splits, config: Config) -> list[str]:
     """Return the training reviews the vocabularies are learned from: all in memory, the first ``stream_sample`` of a stream."""
     sample = splits.train.bounded(config.stream_sample)
-    if len(np.unique(sample.labels)) < 2:
+    # Reviews in memory were checked as loaded (sources.check_splits); a stream's are only known now.
+    if splits.train.streamed and len(np.unique(sample.labels)) < 2:
         raise DataError(f"the first {len(sample)} training reviews of {config.data} hold fewer than two classes")
     return sample.texts
 
@@ -205,7 +200,7 @@ def train_and_report(
         refit_info = {**refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose),
                       "test_accuracy_before": before}
         classifier = refit_classifier
-    save_model(models.build_end_to_end(classifier, preprocessor), run.model)
+    models.save_model(models.build_end_to_end(classifier, preprocessor), run.model)
     _, test_probs = evaluation.predict_dataset(classifier, test_ds)
     streamed = splits.train.streamed
     train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
+from sentiment import artifacts, preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
 from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError, first_line
 from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS
@@ -254,6 +254,12 @@ def describe_kernel(model: keras.Model) -> str:
     if gpu_available():
         return "cuDNN kernel (GPU present, arguments eligible, masks right-padded)"
     return "CPU kernel (no GPU; arguments are cuDNN-eligible, so a GPU would use cuDNN)"
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` model atomically (a kill or a full disk never leaves half a file)."""
+    with artifacts.atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def load_model(path: str | Path) -> keras.Model:

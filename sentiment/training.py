@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment import resume
-from sentiment.artifacts import atomic_path, write_text
+from sentiment.artifacts import write_text
 from sentiment.config import Config
 from sentiment.errors import ModelError
 from sentiment.loop import LoopRules
-from sentiment.models import load_model
+from sentiment.models import load_model, save_model
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -191,8 +191,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         """Save if this epoch is the best yet."""
         self.losses.append((logs or {}).get("val_loss", np.nan))
         if LoopRules.best_epoch(self.losses) == len(self.losses) - 1:
-            with atomic_path(self.path) as tmp:
-                self.model.save(tmp)
+            save_model(self.model, self.path)
 
 
 class BackupState(keras.callbacks.Callback):

@@ -56,7 +56,8 @@ class Stream:
         ds = csv_records(self.files).filter(in_part)
         ds = ds.shard(self.shard_count, self.shard_index) if self.shard_count > 1 else ds
         for keep, _ in self.keep:  # on chunks: the predicates are vectorized
-            ds = ds.batch(_FILTER_CHUNK).map(functools.partial(kept_records, keep=keep)).unbatch()
+            ds = ds.batch(_FILTER_CHUNK).map(functools.partial(kept_records, keep=keep), num_parallel_calls=tf.data.AUTOTUNE,
+                                             deterministic=True).unbatch()
         return ds
 
     def bounded(self, limit: int) -> Split:
