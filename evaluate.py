@@ -2,6 +2,7 @@
 
     python evaluate.py runs/lstm --data reviews.csv.gz            # report into runs/lstm/eval-<split>/
     python evaluate.py lstm --data aclImdb_v1.tar.gz --split all  # an exported model under saved_models/
+    python evaluate.py wide_lstm --threshold precision=0.95       # the threshold meeting it on validation reviews
     python evaluate.py --compare runs/simple_rnn runs/lstm --out reports/comparison
     python evaluate.py --summarize reports/seed-42 reports/seed-43 reports/seed-44 --out reports/seeds
 
@@ -15,6 +16,18 @@ from pathlib import Path
 from sentiment import cli
 
 
+def threshold_spec(text: str) -> str:
+    """argparse type: a threshold setting (a number in [0, 1], f1, precision=X, recall=X)."""
+    from sentiment.config import parse_threshold
+    from sentiment.errors import ConfigError
+
+    try:
+        parse_threshold(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return text
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,15 +35,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", help="dataset to evaluate on (default: the one the model was trained on)")
     parser.add_argument("--split", choices=("test", "validation", "train", "all"), help="which part of --data (default: test)")
     parser.add_argument("--out", help="output dir (default: <run>/eval-<split>, or reports/<name>-<split>)")
-    parser.add_argument("--models-dir", default=str(cli.DEFAULT_MODELS_DIR), help="where named models live (default: this project's saved_models/)")
+    cli.add_models_dir_flag(parser)
+    parser.add_argument("--threshold", type=threshold_spec, metavar="SPEC",
+                        help="label reviews at this P(positive) (default: the model's own), or at one chosen on the validation split: "
+                             "f1 (best F1), precision=0.9 or recall=0.9")
     parser.add_argument("--compare", action="store_true", help="compare finished runs on their common test split, with the TF-IDF baseline")
     parser.add_argument("--summarize", action="store_true", help="mean ± std of each model over --compare outputs (one per seed)")
     args = parser.parse_args(argv)
     if args.compare and args.summarize:
         parser.error("--compare and --summarize are separate steps: compare each seed's runs, then summarize those comparisons")
-    if (args.compare or args.summarize) and (args.data or args.split):
+    if (args.compare or args.summarize) and (args.data or args.split or args.threshold):
         flag = "--compare" if args.compare else "--summarize"
-        parser.error(f"{flag} reads each run's own test-split report; --data and --split do not apply to it")
+        parser.error(f"{flag} reads each run's own test-split report; --data, --split and --threshold do not apply to it")
     return args
 
 
@@ -55,8 +71,9 @@ def main(argv: list[str]) -> int:
 
     split = args.split or "test"
     for spec, out in zip(args.models, evaluation.default_out_dirs(args.models, split, args.out)):
-        scorer, config, name = prediction.load_scorer(spec, args.models_dir)
-        print(f"report: {evaluation.reevaluate(scorer, config, name, out, args.data, split)}")
+        scorer, config, name, own_threshold = prediction.load_scorer(spec, args.models_dir)
+        threshold = own_threshold if args.threshold is None else args.threshold
+        print(f"report: {evaluation.reevaluate(scorer, config, name, out, args.data, split, threshold)}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Export a finished training run as a SavedModel in TensorFlow Serving's layout.
 
     python export_model.py runs/lstm                          # -> saved_models/lstm/<next version>/
-    python export_model.py runs/lstm --name imdb --export-dir /srv/models
+    python export_model.py runs/lstm --name imdb --models-dir /srv/models
     python export_model.py --add-litert saved_models/lstm/1   # add the LiteRT twin to an exported version
+    python export_model.py --calibrate saved_models/wide_lstm/2 --data reviews.csv.gz   # -> wide_lstm/3, calibrated
 
 The version directory is written under a hidden temporary name and renamed into place,
 so a server watching the model folder never sees a half-written version. Each export
@@ -22,11 +23,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", nargs="?", help="a finished run directory (holds model.keras, config.json, metrics.json)")
     parser.add_argument("--add-litert", nargs="+", metavar="VERSION_DIR", help="instead of exporting, add the LiteRT model to these exported versions")
-    parser.add_argument("--export-dir", default="saved_models", help="root of exported models (default: saved_models)")
-    parser.add_argument("--name", help="model name under --export-dir (default: the run's model, e.g. lstm)")
+    parser.add_argument("--calibrate", metavar="VERSION_DIR",
+                        help="instead of exporting a run, re-export this version as the next one, calibrated on its validation reviews (with --data)")
+    parser.add_argument("--data", help="with --calibrate: the data it was trained on (default: the path in its config)")
+    cli.add_models_dir_flag(parser)
+    parser.add_argument("--name", help="model name under --models-dir (default: the run's model, e.g. lstm)")
     args = parser.parse_args(argv)
-    if bool(args.run_dir) == bool(args.add_litert):
-        parser.error("give a run directory to export, or --add-litert VERSION_DIR..., not both")
+    if sum(map(bool, (args.run_dir, args.add_litert, args.calibrate))) != 1:
+        parser.error("give a run directory to export, or --add-litert VERSION_DIR..., or --calibrate VERSION_DIR: one of them")
+    if args.data and not args.calibrate:
+        parser.error("--data goes with --calibrate")
     return args
 
 
@@ -37,10 +43,12 @@ def main(argv: list[str]) -> int:
     cli.start_tensorflow_quietly()
     from sentiment import export, litert_export
 
+    if args.calibrate:
+        print(f"exported to {export.recalibrate(args.calibrate, args.data)}")
     for version in args.add_litert or []:
         print(f"added {litert_export.add_litert(version)}")
     if args.run_dir:
-        print(f"exported to {export.export_run(args.run_dir, args.export_dir, args.name)}")
+        print(f"exported to {export.export_run(args.run_dir, args.models_dir, args.name)}")
     return 0
 
 

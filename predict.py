@@ -2,18 +2,23 @@
 
     python predict.py "This movie was wonderful" "Worst film I have ever seen"
     python predict.py --file reviews.txt --format json      # one review per line
+    python predict.py --file reviews.csv --text-column review --format csv   # ids carried through
+    python predict.py --explain "Not good at all, though the cast tries"        # which words drove it
     cat reviews.txt | python predict.py - --model simple_rnn
 
 --model takes a SavedModel directory or a name under saved_models/ (its latest
 version); the model carries its own preprocessing, so no other settings are needed.
 
---engine: savedmodel runs the SavedModel in TensorFlow (about 4.5 s and 0.8 GB to start);
-litert runs its LiteRT twin (assets.extra/classifier.tflite, written by export_model.py)
-without TensorFlow: about 0.2 s and 90 MB. Both give the same labels, probabilities within
-1e-4. auto (the default) takes LiteRT when the model has it, up to the input size where the
-SavedModel was measured faster (auto_max_reviews in its litert.json, written by
-benchmarks/predict_speed.py --record; wide_lstm/2: 8,422 reviews), and the SavedModel beyond
-or when the model has no LiteRT files, ai-edge-litert is not installed, or the files cannot be loaded.
+Output: json and csv give one row per input review (line or argument), with its
+"input" and "line" number, and for a skipped review an "error" instead of a label; a
+CSV --file's other columns (ids) are carried through. Reviews are read, classified and
+printed 1,024 at a time, so a file of any length runs in flat memory.
+
+--engine: savedmodel runs the SavedModel in TensorFlow (seconds and ~0.8 GB to start);
+litert runs its LiteRT twin (assets.extra/, written by export_model.py) without
+TensorFlow. Both give the same labels, probabilities within 1e-4. auto (the default) takes
+LiteRT whenever the model has it and ai-edge-litert is installed (see benchmarks/predict_speed.py),
+the SavedModel otherwise or when the LiteRT files cannot be loaded.
 """
 
 import argparse
@@ -22,7 +27,10 @@ import sys
 import time
 
 from sentiment import cli
+from sentiment.config import DEFAULT_MODEL
 from sentiment.errors import ModelError
+
+EXPLAIN_DEFAULT = 3  # reasons each way for a bare --explain
 
 
 def probability(text: str) -> float:
@@ -45,24 +53,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reviews", nargs="*", help="reviews to classify; '-' reads one review per line from stdin")
-    parser.add_argument("--file", help="a text file with one review per line")
-    parser.add_argument("--model", default="wide_lstm", help="SavedModel dir or name under --models-dir (default: wide_lstm, the most accurate)")
-    parser.add_argument("--models-dir", default=str(cli.DEFAULT_MODELS_DIR), help="where named models live (default: this project's saved_models/)")
-    parser.add_argument("--threshold", type=probability, default=0.5, help="P(positive) at or above which a review is positive")
-    parser.add_argument("--format", choices=("text", "json", "csv"), default="text", help="output format (json: one object per line)")
+    parser.add_argument("--file", help="a text file with one review per line (.gz too), or a CSV with a header (.csv, .csv.gz)")
+    parser.add_argument("--text-column", help="the CSV --file's column of reviews (default: text); its other columns are carried to the output")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"SavedModel dir or name under --models-dir (default: {DEFAULT_MODEL}, the most accurate)")
+    cli.add_models_dir_flag(parser)
+    parser.add_argument("--threshold", type=probability, help="P(positive) at or above which a review is positive (default: the model's own, chosen at training)")
+    parser.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                        help="output format; json (one object per line) and csv give one row per input review, skipped ones with an error")
     parser.add_argument("--engine", choices=("auto", "litert", "savedmodel"), default="auto",
                         help="litert (no TensorFlow, fast start), savedmodel (TensorFlow), or auto (default; see above)")
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="reviews per inference batch (LiteRT runs them one by one)")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="reviews per inference batch")
+    parser.add_argument("--explain", type=positive_int, default=0, metavar="K",
+                        help=f"also give the K (default {EXPLAIN_DEFAULT}) words or phrases whose deletion moves each prediction most, each way, with signed weights")
     parser.add_argument("--verbose", action="store_true", help="report the model used and throughput on stderr")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(explain_count_given(argv))  # reviews may come before and after flags
 
 
-def open_predictor(path, engine: str, n_reviews: int):
-    """Load the model at ``path`` with the engine ``--engine`` asks for (auto: see the module help)."""
+def explain_count_given(argv: list[str]) -> list[str]:
+    """Give a bare ``--explain`` its default count, so the review after it is not taken for K (``--explain "Great film"``)."""
+    return [f"--explain={EXPLAIN_DEFAULT}" if a == "--explain" and (i + 1 == len(argv) or not argv[i + 1].isdigit()) else a
+            for i, a in enumerate(argv)]
+
+
+def open_predictor(path, engine: str):
+    """Load the model at ``path`` with the engine ``--engine`` asks for (auto: LiteRT when the model has it)."""
     from sentiment.serving import exports, litert_engine
 
-    chosen = exports.choose_engine(engine, path, n_reviews)
-    if chosen == "litert":
+    if exports.choose_engine(engine, path) == "litert":
         try:
             return litert_engine.LiteRTPredictor(path)
         except ModelError as e:
@@ -76,26 +93,32 @@ def open_predictor(path, engine: str, n_reviews: int):
 
 
 def main(argv: list[str]) -> int:
-    """Classify the given reviews and print one line per review (exit 1 if none could be classified)."""
+    """Classify the given reviews as they are read; print one row per review (exit 1 if none could be classified)."""
     args = parse_args(argv)
     cli.setup_logging(verbose=args.verbose)
     from sentiment.serving import exports, reviews as reading  # no TensorFlow: it loads only if the SavedModel engine runs
 
-    reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer)
-    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, len(reviews))
-    bar = cli.progress_bar(len(reviews), enabled=len(reviews) >= 1000 and sys.stderr.isatty())
-    started = time.perf_counter()
-    predictions, rejected = reading.classify(predictor, reviews, args.threshold, args.batch_size, bar.update)
+    reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer, args.text_column)
+    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine)
+    streamed = bool(args.file) or "-" in args.reviews
+    bar = cli.progress_bar(None, enabled=streamed and sys.stderr.isatty())
+    started, classified, header = time.perf_counter(), 0, True
+    threshold = predictor.threshold if args.threshold is None else args.threshold
+    for chunk in reading.classify_chunks(predictor, reviews, threshold, args.batch_size, bar.update, explain=args.explain):
+        for line in reading.format_results(chunk, args.format, header, explain=bool(args.explain)):
+            print(line)
+        header = False
+        for result in chunk:
+            if result.error and args.format == "text":
+                print(f"skipped {result.review.source}: {result.error}", file=sys.stderr)
+        classified += sum(result.error is None for result in chunk)
+        sys.stdout.flush()  # rows appear as each chunk is done, also through a pipe
     seconds = time.perf_counter() - started
     bar.close()
-    for line in reading.format_predictions(predictions, args.format):
-        print(line)
-    for review in rejected:
-        print(f"skipped {review.source}: {review.problem}", file=sys.stderr)
     if args.verbose:
-        print(f"model {predictor.path} ({predictor.engine}): {len(predictions)} reviews in {seconds:.2f} s "
-              f"({len(predictions) / max(seconds, 1e-9):.1f} reviews/s)", file=sys.stderr)
-    return 0 if predictions else 1
+        print(f"model {predictor.path} ({predictor.engine}): {classified} reviews in {seconds:.2f} s "
+              f"({classified / max(seconds, 1e-9):.1f} reviews/s)", file=sys.stderr)
+    return 0 if classified else 1
 
 
 if __name__ == "__main__":

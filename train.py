@@ -1,5 +1,6 @@
 """Train a sentiment classifier on IMDB reviews.
 
+    python train.py --data imdb                  # the default model, wide_lstm (what predict.py loads)
     python train.py --model lstm --data imdb
     python train.py --model simple_rnn --data reviews.csv.gz --epochs 5 --run-dir runs/rnn
     python train.py --config configs/lstm_len800.json --data reviews.csv.gz --export
@@ -21,8 +22,8 @@ from sentiment import cli
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that are not Config fields."""
     parser.add_argument("--run-dir", help="where to write this run (default: runs/<timestamp>-<model>); reuse it to resume")
-    parser.add_argument("--export", action="store_true", help="also export a SavedModel to <export-dir>/<model>/<version>/")
-    parser.add_argument("--export-dir", default="saved_models", help="root of exported models (default: saved_models)")
+    parser.add_argument("--export", action="store_true", help="also export a SavedModel to <models-dir>/<model>/<version>/")
+    cli.add_models_dir_flag(parser)
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
     if args.export:
         from sentiment import export
 
-        print(f"exported to {export.export_run(run_dir, args.export_dir)}")
+        print(f"exported to {export.export_run(run_dir, args.models_dir)}")
     return 0
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for sentiment.artifacts in --record; predict.py itself runs in subprocesses
 ENGINES = ("litert", "savedmodel")
 ONE_REVIEW = "This movie was wonderful, I loved every minute of it"
 
@@ -114,31 +113,11 @@ def crossover(sizes: list[int], times: dict[str, list[float]]) -> str:
     return f"crossover near {at:,.0f} reviews: {faster[i - 1]} below, {faster[i]} above"
 
 
-def crossover_size(sizes: list[int], times: dict[str, list[float]]) -> int | None:
-    """Return the largest input LiteRT should take (None: LiteRT at every size measured, or the SavedModel at every size)."""
-    found, faster = crossing(sizes, times), faster_engines(times)
-    if found is None or faster[0] != "litert":
-        return None
-    return int(found[0])
-
-
-def record_crossover(model: Path, limit: int | None) -> None:
-    """Write ``limit`` into the export's litert.json as ``auto_max_reviews`` (atomically); None removes it."""
-    from sentiment import artifacts
-
-    manifest = model / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
-    values = {k: v for k, v in artifacts.read_json(manifest).items() if k != "auto_max_reviews"}
-    artifacts.write_json(manifest, {**values, **({"auto_max_reviews": limit} if limit else {})})
-    print(f"recorded in {manifest}: auto_max_reviews = {limit}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "saved_models" / "lstm" / "1"), help="an exported version dir (copied; modified only by --record)")
+    parser.add_argument("--model", default=str(ROOT / "saved_models" / "lstm" / "1"), help="an exported version dir (copied, never modified)")
     parser.add_argument("--reviews", type=int, default=10_000, help="generated reviews for the throughput run")
     parser.add_argument("--runs", type=int, default=5, help="cold starts per engine (the median is shown)")
-    parser.add_argument("--record", action="store_true",
-                        help="write the measured crossover into --model's litert.json as auto_max_reviews (predict.py --engine auto uses it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="predict-speed-") as tmp:
         workdir = Path(tmp)
@@ -175,8 +154,6 @@ def main() -> int:
     for i, size in enumerate(sizes):
         print(f"{size:>8,} " + " ".join(f"{wall[e][i]:>11.2f}" for e in ENGINES))
     print(crossover(sizes, wall))
-    if args.record:
-        record_crossover(Path(args.model), crossover_size(sizes, wall))
     return 0
 
 

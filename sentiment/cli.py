@@ -20,12 +20,19 @@ from typing import Any, Callable, NoReturn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sentiment.artifacts import DISK_ERRNOS, write_error  # noqa: E402
-from sentiment.config import Config, config_fields, field_type, make_config, read_recipe  # noqa: E402
+from sentiment.config import DEFAULT_MODEL, Config, config_fields, field_type, make_config, read_recipe  # noqa: E402
 from sentiment.errors import SentimentError  # noqa: E402
 from sentiment.quiet import native_stderr_silenced  # noqa: E402
 
-# predict.py and evaluate.py find named models here wherever they are started from.
+# Every entry point exports to and reads named models from here, wherever it is started from.
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models"
+
+
+def add_models_dir_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--models-dir``: one flag, one default (this project's saved_models/) in every entry point."""
+    # --export-dir: its old name in train.py and export_model.py, still accepted.
+    parser.add_argument("--models-dir", "--export-dir", dest="models_dir", default=str(DEFAULT_MODELS_DIR), metavar="DIR",
+                        help="root of exported models, <DIR>/<name>/<version>/ (default: this project's saved_models/)")
 
 
 class UsageError(SentimentError):
@@ -64,7 +71,7 @@ def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.Argum
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     recipe = read_recipe(known.config) if known.config else {}
-    model = known.model or recipe.pop("model", "lstm")
+    model = known.model or recipe.pop("model", DEFAULT_MODEL)
     recipe.pop("model", None)
     parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="a recipe: JSON of Config fields, e.g. configs/lstm_len800.json (flags override it)")

@@ -20,6 +20,21 @@ DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribut
 STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 
 
+def parse_threshold(spec: str) -> tuple[str, float | None]:
+    """Parse a threshold setting: ``0.7`` → (fixed, 0.7); ``f1`` → (f1, None); ``precision=0.9`` → (precision, 0.9); ``recall=0.9``."""
+    kind, _, value = str(spec).strip().partition("=")
+    try:
+        if kind == "f1" and not value:
+            return "f1", None
+        if kind in ("precision", "recall") and 0 < float(value) <= 1:
+            return kind, float(value)
+        if not value and 0 <= float(kind) <= 1:
+            return "fixed", float(kind)
+    except ValueError:
+        pass
+    raise ConfigError(f"threshold={spec!r} is invalid: give a number in [0, 1], f1, precision=X or recall=X (X in (0, 1])")
+
+
 def _field(default: Any, help: str) -> Any:
     """Declare a config field with its default and the help text its flag shows."""
     return dataclasses.field(default=default, metadata={"help": help})
@@ -58,6 +73,8 @@ class Config:
     lr_decay: float = _field(0.5, "multiply the learning rate by this after every epoch (1 = constant)")
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     refit: bool = _field(False, "after early stopping picks the epoch count, retrain from scratch on train + validation for that many epochs")
+    calibrate: bool = _field(True, "after training, fit temperature scaling on the validation reviews so probabilities mean what they say; exports return the calibrated probability (sentiment.calibration)")
+    threshold: str = _field("0.5", "P(positive) at or above which a review is labelled positive, carried by the export: a number, or chosen on the validation reviews: f1 (best F1), precision=0.9 or recall=0.9 (that target, with the most of the other)")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
     distribute: str = _field("off", "tf.distribute: off (one device), mirrored (all GPUs of this machine, else its CPUs), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), auto (mirrored when several GPUs are visible); --batch-size is per replica")
     stream: str = _field("auto", "read CSV reviews with tf.data instead of into memory: on, off, or auto (on for a glob of shards or files over 256 MB); splits then go by a hash of each review")
@@ -98,6 +115,8 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: it must be {expected}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("val_fraction + test_fraction must leave some reviews for training")
+        if parse_threshold(self.threshold)[0] != "fixed" and self.refit:
+            raise ConfigError(f"threshold={self.threshold!r} is chosen on the validation reviews, which --refit trains on; give a number")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-serializable dict."""
@@ -126,6 +145,9 @@ class Config:
         return cls.from_dict(values)
 
 
+# The model train.py trains and predict.py loads when none is named: the most accurate shipped one (README: Results).
+DEFAULT_MODEL = "wide_lstm"
+
 # Measured per-model defaults (see README): a --config file and flags win over these. Every model of
 # sentiment.models.REGISTRY has one; they live here so the command line can list them without TensorFlow.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -143,7 +165,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(model: str = "lstm", **overrides: Any) -> Config:
+def make_config(model: str = DEFAULT_MODEL, **overrides: Any) -> Config:
     """Return the config for ``model``: dataclass defaults, then its preset, then ``overrides`` (None = not given)."""
     if model not in PRESETS:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -16,8 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import metrics, preprocessing, report
-from sentiment.config import Config
+from sentiment import calibration, explanation, metrics, preprocessing, report
+from sentiment.config import Config, parse_threshold
 from sentiment.errors import ConfigError
 from sentiment.data.sources import Split, Splits
 from sentiment.rundir import RunDir
@@ -25,6 +26,9 @@ from sentiment.rundir import RunDir
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[list[str]], np.ndarray]  # raw reviews → P(positive) float32 [n]
+EXPLAINED_REVIEWS = 100  # reviews whose occlusion reasons are summed into the report's strongest phrases
+EXPLAINED_REASONS = 3  # reasons each way per explained review
+STRONGEST_PHRASES = 10  # phrases each way in the report
 SPLITS = ("test", "validation", "train", "all")
 
 
@@ -47,10 +51,44 @@ def score_in_length_order(score_batch: Scorer, texts: list[str], batch_size: int
     return probs
 
 
-def build_report(reviews: Split, probs: np.ndarray, max_len: int, **details: object) -> dict:
-    """Return every evaluation figure of one split's predictions, plus ``details`` (model, data, training...)."""
+def build_report(reviews: Split, probs: np.ndarray, max_len: int, threshold: float = 0.5, scorer: Scorer | None = None,
+                 **details: object) -> dict:
+    """Return every evaluation figure of one split's predictions at ``threshold``, plus ``details`` (model, data, training...).
+
+    With the model's ``scorer``, also what drives it: its strongest phrases and why it made its most confident mistakes.
+    """
     lengths = preprocessing.token_lengths(reviews.texts)
-    return {**metrics.evaluate_predictions(reviews.texts, reviews.labels, probs, lengths, max_len), **details}
+    result = {**metrics.evaluate_predictions(reviews.texts, reviews.labels, probs, lengths, max_len, threshold), **details}
+    if scorer is not None:
+        result["explanations"] = explain_predictions(scorer, reviews, probs, threshold)
+    return result
+
+
+def explain_predictions(scorer: Scorer, reviews: Split, probs: np.ndarray, threshold: float, seed: int = 0) -> dict:
+    """Occlusion over a sample of reviews: the phrases that move the model most in total, and the reasons behind its worst mistakes."""
+    started = time.perf_counter()
+    sample = np.random.default_rng(seed).permutation(len(reviews))[:EXPLAINED_REVIEWS]
+    totals: dict[tuple[str, bool], list[float]] = {}
+    for i in sample:
+        why = explanation.explain(scorer, review_tokens(reviews.texts[i]), k=EXPLAINED_REASONS)
+        for reason in why["positive"] + why["negative"]:
+            totals.setdefault((reason.phrase, reason.weight > 0), []).append(reason.weight)
+    strongest = {side: [{"phrase": phrase, "total_weight": round(sum(w), 3), "reviews": len(w)}
+                        for (phrase, positive), w in sorted(totals.items(), key=lambda kv: -abs(sum(kv[1])))
+                        if positive == (side == "positive")][:STRONGEST_PHRASES]
+                 for side in ("positive", "negative")}
+    mistakes = []
+    for i in metrics.confident_mistake_indices(reviews.labels, probs, threshold=threshold):
+        why = explanation.explain(scorer, review_tokens(reviews.texts[i]), k=EXPLAINED_REASONS)
+        mistakes.append({"label": "positive" if reviews.labels[i] else "negative", "probability": round(float(probs[i]), 4),
+                         "why": {side: [[r.phrase, round(r.weight, 3)] for r in why[side]] for side in ("positive", "negative")}})
+    log.info("explained %d reviews and %d mistakes in %.1f s", len(sample), len(mistakes), time.perf_counter() - started)
+    return {"reviews": len(sample), "strongest": strongest, "mistakes": mistakes}
+
+
+def review_tokens(text: str) -> list[str]:
+    """A review's tokens as the model reads them (after standardization)."""
+    return preprocessing.standardize_texts([text])[0].split()
 
 
 def select_split(splits: Splits, split: str) -> Split:
@@ -80,12 +118,26 @@ def report_name(spec: str, split: str) -> str:
     return "-".join(parts + [split])
 
 
-def reevaluate(scorer: Scorer, config: Config, name: str, out_dir: Path, data: str | None = None, split: str = "test") -> Path:
-    """Evaluate a trained model on ``data`` (default: its training data) with its training split settings; write a report."""
+def reevaluate(scorer: Scorer, config: Config, name: str, out_dir: Path, data: str | None = None, split: str = "test",
+               threshold: str | float = 0.5) -> Path:
+    """Evaluate a trained model on ``data`` (default: its training data) with its training split settings; write a report.
+
+    ``threshold``: a number, or a target (``f1``, ``precision=X``, ``recall=X``) met on the validation split.
+    """
     # The split settings of training apply, so "test" is the same held-out part it never saw.
     data_config = dataclasses.replace(config, data=data or config.data, max_examples=0)
-    chosen = select_split(preprocessing.load_clean_splits(data_config), split)
-    log.info("evaluating %s on %d %s reviews of %s", name, len(chosen), split, data_config.data)
+    splits = preprocessing.load_clean_splits(data_config)
+    chosen = select_split(splits, split)
+    value = pick_threshold(scorer, splits.validation, str(threshold))
+    log.info("evaluating %s on %d %s reviews of %s at threshold %.4f", name, len(chosen), split, data_config.data, value)
     probs = score_in_length_order(scorer, chosen.texts)
-    result = build_report(chosen, probs, config.max_len, model=config.model, evaluated=name, split=split, data=data_config.data)
+    result = build_report(chosen, probs, config.max_len, value, scorer, model=config.model, evaluated=name, split=split, data=data_config.data,
+                          threshold_target=str(threshold))
     return report.write_report(out_dir, f"{config.model} ({name}) on {data_config.data}, {split} split", result, chosen.labels, probs)
+
+
+def pick_threshold(scorer: Scorer, validation: Split, spec: str) -> float:
+    """Return the threshold ``spec`` names, choosing it on the validation reviews when it is a target."""
+    if parse_threshold(spec)[0] == "fixed":
+        return parse_threshold(spec)[1]
+    return calibration.choose_threshold(validation.labels, score_in_length_order(scorer, validation.texts), spec)

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training
+from sentiment import artifacts, calibration, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training
 from sentiment.config import Config
 from sentiment.data import batching, streaming
 from sentiment.data.sources import Source, Split, Splits
@@ -200,15 +200,21 @@ def train_and_report(
         refit_info = {**refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose),
                       "test_accuracy_before": before}
         classifier = refit_classifier
-    models.save_model(models.build_end_to_end(classifier, preprocessor), run.model)
-    _, test_probs = evaluation.predict_dataset(classifier, test_ds)
+    end_to_end = models.build_end_to_end(classifier, preprocessor)
+    models.save_model(end_to_end, run.model)
+    _, raw_test_probs = evaluation.predict_dataset(classifier, test_ds)
+    # --refit trains on the validation reviews, so nothing is fitted on them then (the threshold must be a number).
+    calibrated = calibration.calibrate(val_labels, val_probs, config.threshold, fit=config.calibrate and not config.refit)
+    test_probs = calibration.apply_temperature(raw_test_probs, calibrated["temperature"])
+    calibrated["test"] = calibration.before_after(test.labels, raw_test_probs, test_probs, calibrated["threshold"])
     streamed = splits.train.streamed
     train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
     result_report = evaluation.build_report(
-        test, test_probs, config.max_len,
+        test, test_probs, config.max_len, calibrated["threshold"], raw_text_scorer(end_to_end, calibrated["temperature"]),
         model=config.model,
         split="test",
-        validation=metrics.classification_metrics(val_labels, val_probs),
+        validation=metrics.classification_metrics(val_labels, calibration.apply_temperature(val_probs, calibrated["temperature"])),
+        calibration=calibrated,
         data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
               "sizes": {"validation": len(val_labels), "test": len(test)} if streamed else splits.sizes()},
         training={**training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
@@ -224,6 +230,15 @@ def train_and_report(
         result_report["accuracy"], result_report["f1"], result_report["roc_auc"] or float("nan"),
         result_report["validation"]["accuracy"],
     )
+
+
+def raw_text_scorer(end_to_end: keras.Model, temperature: float) -> evaluation.Scorer:
+    """The end-to-end model as the export will answer: raw reviews → calibrated P(positive) float32 [n]."""
+
+    def score(texts: list[str]) -> np.ndarray:
+        return calibration.apply_temperature(keras.ops.convert_to_numpy(end_to_end(tf.constant(texts), training=False)).reshape(-1), temperature)
+
+    return score
 
 
 def pretrain_if_asked(config: Config, run: RunDir, splits: Splits, verbose: int) -> dict | None:

@@ -10,17 +10,20 @@ Beside it, in ``assets.extra/`` (which TF Serving ignores), goes the model's Lit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, litert_export, models
+from sentiment import artifacts, calibration, litert_export, models
 from sentiment.artifacts import METADATA_FILE, SIGNATURE
 from sentiment.config import Config
 from sentiment.errors import ModelError
@@ -29,6 +32,13 @@ from sentiment.rundir import RunDir
 log = logging.getLogger(__name__)
 
 LABELS = ("negative", "positive")
+WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra/: TF Serving replays these before it reports the model ready
+# Warm-up requests: the batch sizes and lengths a server meets first (one short review, a mixed batch, one long review).
+WARMUP_REVIEWS = (
+    ("This movie was wonderful",),
+    ("Worst film I have ever seen", "The plot was thin<br />but the acting saved it.", "ok", "I laughed, I cried, I would watch it again!") * 2,
+    (" ".join(["A long review that rambles on about the film, its cast and its ending."] * 60),),
+)
 SERVING_CHUNK = 256  # reviews per model call inside the serving signature
 TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
 
@@ -39,11 +49,12 @@ def next_version(model_root: Path) -> int:
     return int(versions[-1].name) + 1 if versions else 1
 
 
-def make_serving_fn(model: keras.Model) -> tf.types.experimental.GenericFunction:
+def make_serving_fn(model: keras.Model, temperature: float = 1.0, threshold: float = 0.5) -> tf.types.experimental.GenericFunction:
     """Wrap an end-to-end model as a tf.function: text string [n] → probability float32 [n], label string [n].
 
-    The model runs on ``SERVING_CHUNK`` reviews at a time, so a request of any size needs
-    the memory of one chunk.
+    ``probability`` is the model's, calibrated by ``temperature`` (sigmoid(logit(p) / T), as
+    ``calibration.apply_temperature``); ``label`` is positive at or above ``threshold``. The model
+    runs on ``SERVING_CHUNK`` reviews at a time, so a request of any size needs the memory of one chunk.
     """
     chunk = SERVING_CHUNK
 
@@ -54,10 +65,26 @@ def make_serving_fn(model: keras.Model) -> tf.types.experimental.GenericFunction
             part = model(text[start : start + chunk], training=False)
             parts = parts.write(start // chunk, tf.reshape(tf.cast(part, tf.float32), [-1]))
         probability = parts.concat()
-        label = tf.where(probability >= 0.5, LABELS[1], LABELS[0])
+        if temperature != 1.0:
+            p = tf.clip_by_value(tf.cast(probability, tf.float64), calibration.EPSILON, 1 - calibration.EPSILON)
+            probability = tf.cast(tf.sigmoid((tf.math.log(p) - tf.math.log1p(-p)) / temperature), tf.float32)
+        label = tf.where(probability >= threshold, LABELS[1], LABELS[0])
         return {"probability": probability, "label": label}
 
     return serve
+
+
+def write_warmup_requests(path: Path, batches: tuple[tuple[str, ...], ...] = WARMUP_REVIEWS) -> None:
+    """Write TF Serving's warm-up file: one ``PredictionLog`` (its own protos) per batch of reviews, as TFRecords."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with artifacts.atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+        for batch in batches:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=SIGNATURE))
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto(list(batch), dtype=tf.string))
+            log_record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log_record.SerializeToString())
 
 
 def text_vectorizers(model: keras.Model) -> list[keras.layers.TextVectorization]:
@@ -71,26 +98,30 @@ def text_vectorizers(model: keras.Model) -> list[keras.layers.TextVectorization]
     return found
 
 
-def write_savedmodel(model: keras.Model, path: Path) -> None:
-    """Write ``model`` as a SavedModel with the named ``serving_default`` signature."""
+def write_savedmodel(model: keras.Model, path: Path, calibrated: dict | None = None) -> None:
+    """Write ``model`` as a SavedModel with the named ``serving_default`` signature (``calibrated``: its temperature and threshold)."""
     archive = keras.export.ExportArchive()
     # Only the vocabulary lookup tables are tracked by hand: add_endpoint tracks the variables the
     # signature captures, and tracking the whole model too would store every weight twice.
     for vectorizer in text_vectorizers(model):
         archive.track(vectorizer)
     # ExportArchive (not model.export) so inputs/outputs keep their names: keras-team/keras#19458.
-    archive.add_endpoint(SIGNATURE, make_serving_fn(model))
+    calibrated = calibrated or calibration.IDENTITY
+    archive.add_endpoint(SIGNATURE, make_serving_fn(model, calibrated["temperature"], calibrated["threshold"]))
     archive.write_out(str(path), verbose=False)
 
 
 def export_model(model: keras.Model, config: Config, model_root: Path, metadata: dict | None = None, litert: bool = True) -> Path:
-    """Export atomically as the next version under ``model_root`` (with its LiteRT twin); return the version directory."""
+    """Export atomically as the next version under ``model_root`` (with its LiteRT twin); return the version directory.
+
+    ``metadata["calibration"]`` (temperature and threshold, as ``calibration.calibrate`` returns) is baked into the signature.
+    """
     model_root.mkdir(parents=True, exist_ok=True)
     remove_abandoned_exports(model_root)
     # Hidden (servers only load integer dirs) and named after this process, so a killed export is recognisable.
     tmp = model_root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        write_savedmodel(model, tmp)
+        write_savedmodel(model, tmp, (metadata or {}).get("calibration"))
         artifacts.write_json(
             tmp / METADATA_FILE,
             {
@@ -102,6 +133,7 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
                 **(metadata or {}),
             },
         )
+        write_warmup_requests(tmp / artifacts.LITERT_DIR / WARMUP_FILE)
         if litert:
             litert_export.write_litert_from_keras(model, config, tmp)
         for _ in range(100):  # another exporter may take a version between our check and the rename
@@ -139,5 +171,55 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     # Headline figures travel with the model; per-review test predictions (for paired tests) stay in the run.
     metrics = {k: v for k, v in artifacts.read_json(run.metrics).items() if k != "predictions"}
     run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
-    metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics}
+    metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
+                "calibration": calibration_of(metrics)}
     return export_model(model, config, Path(export_root) / (name or config.model), metadata)
+
+
+def calibration_of(metrics: dict) -> dict:
+    """The temperature and threshold a run's metrics.json carries (none before calibration existed: the identity)."""
+    found = metrics.get("calibration") or calibration.IDENTITY
+    return {k: found[k] for k in ("method", "temperature", "threshold", "target")}
+
+
+def recalibrate(version_dir: str | Path, data: str | None = None) -> Path:
+    """Re-export an exported version as the next one, calibrated on its own validation reviews, with warm-up records and LiteRT twin.
+
+    The classifier and vocabularies come from the SavedModel itself (its run is not needed) and
+    are checked against it on probe reviews; ``data`` (default: the source it was trained on)
+    is split with its training settings, so validation and test are the reviews it never trained on.
+    """
+    from sentiment import evaluation, preprocessing
+
+    path = Path(version_dir)
+    loaded = litert_export.load_savedmodel(path)
+    metadata = artifacts.read_json(path / METADATA_FILE) if (path / METADATA_FILE).is_file() else {}
+    if not isinstance(metadata.get("config"), dict):
+        raise ModelError(f"{path} has no training config in {METADATA_FILE}")
+    config = Config.from_dict(metadata["config"])
+    vocabulary, ngram_vocabulary = litert_export.savedmodel_vocabularies(loaded, config, path)
+    model = models.build_end_to_end(litert_export.savedmodel_classifier(loaded, config, path),
+                                    preprocessing.make_preprocessor(config, vocabulary, ngram_vocabulary))
+
+    def score(texts: list[str]) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(tf.constant(texts), training=False)).reshape(-1)
+
+    check_rebuilt(score, loaded, metadata, litert_export.probe_reviews(vocabulary, ngram_vocabulary, config.max_len), path)
+    splits = preprocessing.load_clean_splits(dataclasses.replace(config, data=data or config.data, max_examples=0))
+    log.info("calibrating on %d validation reviews of %s", len(splits.validation), data or config.data)
+    raw_validation = evaluation.score_in_length_order(score, splits.validation.texts)
+    calibrated = calibration.calibrate(splits.validation.labels, raw_validation, config.threshold)
+    raw_test = evaluation.score_in_length_order(score, splits.test.texts)
+    calibrated["test"] = calibration.before_after(splits.test.labels, raw_test, calibration.apply_temperature(raw_test, calibrated["temperature"]),
+                                                  calibrated["threshold"])
+    kept = {k: v for k, v in metadata.items() if k not in ("config", "vocab_size", "max_len", "exported", "versions", "calibration")}
+    return export_model(model, config, path.parent, {**kept, "calibration": calibrated, "recalibrated_from": str(path)})
+
+
+def check_rebuilt(score: Callable[[list[str]], np.ndarray], loaded: object, metadata: dict, reviews: list[str], path: Path) -> None:
+    """Raise a ModelError unless the rebuilt model, calibrated as the export was, answers as its SavedModel does."""
+    temperature = float((metadata.get("calibration") or calibration.IDENTITY)["temperature"])
+    expected = loaded.signatures[SIGNATURE](text=tf.constant(reviews))["probability"].numpy()
+    difference = float(np.max(np.abs(calibration.apply_temperature(score(reviews), temperature) - expected)))
+    if not difference <= 1e-4:
+        raise ModelError(f"the model rebuilt from {path} differs from its SavedModel by {difference:.3g}; not re-exported")

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, models
+from sentiment import artifacts, calibration, models
 from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, SIGNATURE
 from sentiment.config import Config
 from sentiment.data.batching import TOKEN_IDS
@@ -108,11 +108,12 @@ def probe_reviews(vocabulary: list[str], ngram_vocabulary: list[str] | None, max
 
 
 def check_litert(directory: Path, vocabulary: list[str], ngram_vocabulary: list[str] | None, max_len: int,
-                 reference: Callable[[list[str]], np.ndarray]) -> dict:
-    """Compare the LiteRT files in ``directory`` with ``reference`` (the model) on probe reviews; ModelError beyond tolerance."""
+                 reference: Callable[[list[str]], np.ndarray], temperature: float = 1.0) -> dict:
+    """Compare the LiteRT files in ``directory``, calibrated by ``temperature``, with ``reference`` (the model) on probe reviews; ModelError beyond tolerance."""
     reviews = probe_reviews(vocabulary, ngram_vocabulary, max_len)
     expected = np.asarray(reference(reviews), np.float64).reshape(-1)
-    got = litert_engine.load_classifier(directory).probabilities(reviews).astype(np.float64)
+    raw = litert_engine.load_classifier(directory).probabilities(reviews)
+    got = calibration.apply_temperature(raw, temperature).astype(np.float64)
     difference = float(np.max(np.abs(got - expected)))
     if not difference <= litert_engine.TOLERANCE:  # NaN fails too
         raise ModelError(f"the LiteRT model differs from the model by {difference:.3g} on probe reviews (tolerance {litert_engine.TOLERANCE})")
@@ -121,9 +122,11 @@ def check_litert(directory: Path, vocabulary: list[str], ngram_vocabulary: list[
 
 def add_litert_files(
     version_dir: Path, classifier: keras.Model, config: Config, vocabulary: list[str], ngram_vocabulary: list[str] | None,
-    truncate: str, reference: Callable[[list[str]], np.ndarray],
+    truncate: str, reference: Callable[[list[str]], np.ndarray], temperature: float = 1.0,
 ) -> Path:
     """Write, check and install the LiteRT twin into ``version_dir/assets.extra``; return the manifest path.
+
+    ``reference`` gives the model's probabilities, calibrated by ``temperature`` (an export's signature) or not (1).
 
     Files are written and checked in a hidden staging dir, then renamed into place with the
     manifest last (an older manifest is removed first), so a reader never mixes old and new files.
@@ -135,7 +138,7 @@ def add_litert_files(
     try:
         manifest = write_litert_files(classifier, config, vocabulary, ngram_vocabulary, truncate, staging)
         artifacts.write_json(staging / LITERT_MANIFEST, manifest)
-        manifest["check"] = check_litert(staging, vocabulary, ngram_vocabulary, config.max_len, reference)
+        manifest["check"] = check_litert(staging, vocabulary, ngram_vocabulary, config.max_len, reference, temperature)
         manifest.update(created=dt.datetime.now().isoformat(timespec="seconds"), versions=litert_versions())
         artifacts.write_json(staging / LITERT_MANIFEST, manifest)
         (assets / LITERT_MANIFEST).unlink(missing_ok=True)
@@ -203,7 +206,9 @@ def add_litert(version_dir: str | Path) -> Path:
         return serve(text=tf.constant(texts))["probability"].numpy()
 
     truncate = metadata["config"].get("truncate", "head")  # older exports read the head, as prediction.Predictor assumes
-    return add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference)
+    temperature = float((metadata.get("calibration") or calibration.IDENTITY)["temperature"])  # the signature applies it
+    return add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference,
+                            temperature)
 
 
 def load_savedmodel(path: Path) -> object:

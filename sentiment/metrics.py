@@ -99,9 +99,9 @@ def length_bucket_masks(lengths: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def length_buckets(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int) -> dict:
+def length_buckets(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int, threshold: float = 0.5) -> dict:
     """Return accuracy per review-length bucket (tokens after standardization) and the share truncated."""
-    predicted = (probs >= 0.5).astype(np.int32)
+    predicted = (probs >= threshold).astype(np.int32)
     buckets = []
     for name, mask in length_bucket_masks(lengths).items():
         acc = float((predicted[mask] == labels[mask]).mean()) if mask.any() else None
@@ -109,10 +109,15 @@ def length_buckets(labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, m
     return {"buckets": buckets, "truncated_share": float((lengths > max_len).mean()) if len(lengths) else 0.0, "max_len": max_len}
 
 
-def confident_mistakes(texts: list[str], labels: np.ndarray, probs: np.ndarray, k: int = 5, chars: int = 300) -> list[dict]:
+def confident_mistake_indices(labels: np.ndarray, probs: np.ndarray, k: int = 5, threshold: float = 0.5) -> np.ndarray:
+    """Return the indices of the ``k`` wrong predictions made with the highest confidence, most confident first."""
+    wrong = np.flatnonzero((probs >= threshold).astype(np.int32) != labels)
+    return wrong[np.argsort(-np.abs(probs[wrong] - threshold), kind="stable")][:k]
+
+
+def confident_mistakes(texts: list[str], labels: np.ndarray, probs: np.ndarray, k: int = 5, chars: int = 300, threshold: float = 0.5) -> list[dict]:
     """Return the ``k`` wrong predictions made with the highest confidence, texts cut to ``chars``."""
-    wrong = np.flatnonzero((probs >= 0.5).astype(np.int32) != labels)
-    worst = wrong[np.argsort(-np.abs(probs[wrong] - 0.5), kind="stable")][:k]
+    worst = confident_mistake_indices(labels, probs, k, threshold)
     return [
         {
             "label": "positive" if labels[i] else "negative",
@@ -123,12 +128,14 @@ def confident_mistakes(texts: list[str], labels: np.ndarray, probs: np.ndarray, 
     ]
 
 
-def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int) -> dict:
-    """Return every evaluation figure for one split's predictions."""
+def evaluate_predictions(texts: list[str], labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, max_len: int,
+                         threshold: float = 0.5) -> dict:
+    """Return every evaluation figure for one split's predictions, labels taken at ``threshold``."""
     return {
-        **classification_metrics(labels, probs),
-        "length": length_buckets(labels, probs, lengths, max_len),
-        "confident_mistakes": confident_mistakes(texts, labels, probs),
+        **classification_metrics(labels, probs, threshold),
+        "threshold": threshold,
+        "length": length_buckets(labels, probs, lengths, max_len, threshold),
+        "confident_mistakes": confident_mistakes(texts, labels, probs, threshold=threshold),
         # Per review, in the split's order: what paired tests between models need.
         "predictions": {"labels": labels.astype(int).tolist(), "probabilities": probs.astype(float).tolist()},
     }

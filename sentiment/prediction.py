@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sentiment import calibration
 from sentiment.artifacts import METADATA_FILE, SIGNATURE, read_json
 from sentiment.config import Config
 from sentiment.errors import ModelError, first_line
@@ -47,6 +48,8 @@ class Predictor:
         self.metadata = read_json(meta) if meta.exists() else {}
         # Which end of a long review the model reads (older exports: the head).
         self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
+        # The signature returns calibrated probabilities and labels at this threshold (exports before calibration: 0.5).
+        self.threshold = float((self.metadata.get("calibration") or calibration.IDENTITY)["threshold"])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Return P(positive) float32 [n] for raw review strings."""
@@ -56,8 +59,8 @@ class Predictor:
         return out["probability"].numpy().astype(np.float32)
 
 
-def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str]:
-    """Return a raw-text scorer, the model's training config and a display name, for a run dir or an exported model."""
+def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str, float]:
+    """Return a raw-text scorer (calibrated), the model's training config, a display name and its threshold, for a run dir or an exported model."""
     import tensorflow as tf
 
     from sentiment import models
@@ -68,8 +71,15 @@ def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str]
                          "rerun its train.py command with the same --run-dir to resume it")
     if run.model.exists() and run.config.exists():
         model = models.load_model(run.model)
-        return (lambda texts: model.predict(tf.constant(texts), verbose=0)), run.load_config(), f"run {spec}"
+        calibrated = (read_json(run.metrics).get("calibration") if run.metrics.exists() else None) or calibration.IDENTITY
+        temperature = calibrated["temperature"]
+
+        def score(texts: list[str]) -> np.ndarray:
+            """The run's model, calibrated as its export will be."""
+            return calibration.apply_temperature(model.predict(tf.constant(texts), verbose=0).reshape(-1), temperature)
+
+        return score, run.load_config(), f"run {spec}", float(calibrated["threshold"])
     predictor = Predictor(resolve_model(spec, models_dir))
     if "config" not in predictor.metadata:
         raise ModelError(f"{predictor.path} has no training config in its metadata")
-    return predictor.probabilities, Config.from_dict(predictor.metadata["config"]), f"model {predictor.path}"
+    return predictor.probabilities, Config.from_dict(predictor.metadata["config"]), f"model {predictor.path}", predictor.threshold

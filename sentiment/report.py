@@ -139,6 +139,13 @@ def render_report(title: str, report: dict, plots_present: list[str]) -> str:
     lines.append(f"| accuracy | {fmt(m['accuracy'])}" + (f" (95% bootstrap interval {low:.4f}–{high:.4f})" if low is not None else "") + " |")
     for key in ("precision", "recall", "f1", "roc_auc", "loss", "brier", "ece"):
         lines.append(f"| {key} | {fmt(m[key])} |")
+    cal = m.get("calibration")
+    if cal:
+        test = cal.get("test", {})
+        lines.append(f"| calibration | temperature {cal['temperature']:.3f} fitted on validation reviews: test ECE {fmt(test.get('ece_before'))} → "
+                     f"{fmt(test.get('ece_after'))}, log-loss {fmt(test.get('loss_before'))} → {fmt(test.get('loss_after'))} |")
+        lines.append(f"| threshold | {cal['threshold']:.4f} ({cal['target']}): test accuracy {fmt(test.get('accuracy_at_threshold'))}, "
+                     f"precision {fmt(test.get('precision_at_threshold'))}, recall {fmt(test.get('recall_at_threshold'))} |")
     training = m.get("training")
     if training:
         lines += [
@@ -155,8 +162,25 @@ def render_report(title: str, report: dict, plots_present: list[str]) -> str:
     lines += ["## Accuracy by review length", "", "| tokens | reviews | accuracy |", "| --- | --- | --- |"]
     lines += [f"| {b['bucket']} | {b['count']} | {fmt(b['accuracy'])} |" for b in m["length"]["buckets"]]
     lines += ["", f"{m['length']['truncated_share']:.1%} of reviews are longer than max_len={m['length']['max_len']} and were truncated.", ""]
+    explained = m.get("explanations")
+    if explained:
+        lines += ["## What moves the model", "",
+                  f"Summed occlusion weights (how far deleting a phrase moves the logit of P(positive)) over {explained['reviews']} reviews:", "",
+                  "| towards positive | total (reviews) | towards negative | total (reviews) |", "| --- | --- | --- | --- |"]
+        pos, neg = explained["strongest"]["positive"], explained["strongest"]["negative"]
+        for i in range(max(len(pos), len(neg))):
+            cell = lambda side: f"{side[i]['phrase']} | {side[i]['total_weight']:+.2f} ({side[i]['reviews']})" if i < len(side) else " | "  # noqa: E731
+            lines.append(f"| {cell(pos)} | {cell(neg)} |")
+        lines.append("")
     lines += ["## Most confident mistakes", ""]
-    lines += [f"- true {x['label']}, P(positive)={x['probability']}: {x['text']!r}" for x in m["confident_mistakes"]] or ["none"]
+    reasons = explained["mistakes"] if explained else [None] * len(m["confident_mistakes"])
+    for x, why in zip(m["confident_mistakes"], reasons):
+        lines.append(f"- true {x['label']}, P(positive)={x['probability']}: {x['text']!r}")
+        if why:
+            pushed = [f"{p} ({w:+.2f})" for side in ("positive", "negative") for p, w in why["why"][side]]
+            lines.append(f"  - why: {', '.join(pushed) or 'no word moves it'}")
+    if not m["confident_mistakes"]:
+        lines.append("none")
     lines += ["", "## Plots", ""]
     lines += [f"![{name}]({PLOTS[name]})" for name in PLOTS if name in plots_present]
     return "\n".join(lines) + "\n"

@@ -89,6 +89,26 @@ def test_default_models_dir_is_the_projects_own():
     assert cli.DEFAULT_MODELS_DIR == ROOT / "saved_models"
 
 
+def test_one_default_model_and_one_models_dir_flag_in_every_entry_point():
+    """train.py with no --model trains what predict.py loads; every script names the models root --models-dir, anchored alike."""
+    import importlib
+
+    from sentiment.config import DEFAULT_MODEL
+
+    _, config = cli.parse_training_args([], noop, "")
+    assert config.model == DEFAULT_MODEL == importlib.import_module("predict").parse_args([]).model
+    assert config.ngram_vocab_size == PRESETS[DEFAULT_MODEL]["ngram_vocab_size"]  # its preset, not bare defaults
+    train = importlib.import_module("train")
+    train_args, _ = cli.parse_training_args([], train.add_arguments, "")
+    export_args = importlib.import_module("export_model").parse_args(["runs/x"])
+    evaluate_args = importlib.import_module("evaluate").parse_args(["lstm"])
+    predict_args = importlib.import_module("predict").parse_args([])
+    for args in (train_args, export_args, evaluate_args, predict_args):
+        assert args.models_dir == str(cli.DEFAULT_MODELS_DIR)
+    assert export_args.models_dir == str(cli.DEFAULT_MODELS_DIR)
+    assert importlib.import_module("export_model").parse_args(["runs/x", "--export-dir", "m"]).models_dir == "m"  # the old name
+
+
 def test_train_help_answers_without_importing_tensorflow():
     """The presets live beside Config, so listing the flags needs no TensorFlow (seconds to import)."""
     import subprocess

@@ -268,7 +268,7 @@ def broken_run(run_dir, tmp_path):
 @pytest.mark.parametrize("truncated, message", [("model.keras", "cannot load model"), ("config.json", "config.json is unreadable")])
 def test_truncated_run_files_are_one_line_errors(broken_run, tmp_path, capsys, script, truncated, message):
     run = broken_run(truncated)
-    extra = ["--out", str(tmp_path / "rep")] if script == "evaluate.py" else ["--export-dir", str(tmp_path / "sm")]
+    extra = ["--out", str(tmp_path / "rep")] if script == "evaluate.py" else ["--models-dir", str(tmp_path / "sm")]
     code, _, err = run_entry(script, [str(run), *extra], capsys)
     assert_one_line_error(code, err, message)
     assert not (tmp_path / "sm").exists() or not any((tmp_path / "sm").rglob("saved_model.pb"))
@@ -278,7 +278,7 @@ def test_export_of_an_unfinished_run_and_compare_with_data_are_refused(tmp_path,
     code, _, err = run_entry("export_model.py", [str(tmp_path / "no-run")], capsys)
     assert_one_line_error(code, err, "is not a finished run")
     code, _, err = run_entry("evaluate.py", ["--compare", str(run_dir), "--data", "x.csv"], capsys)
-    assert_one_line_error(code, err, "--data and --split do not apply")
+    assert_one_line_error(code, err, "--data, --split and --threshold do not apply")
     code, _, err = run_entry("study.py", ["--run", f"lstm={tmp_path}", "--out", str(tmp_path / "study")], capsys)
     assert_one_line_error(code, err, "is not a finished run")
 
@@ -370,7 +370,7 @@ def start(script: str, *args: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_two_exporters_of_one_run_make_two_complete_versions(run_dir, tmp_path):
-    procs = [start("export_model.py", str(run_dir), "--export-dir", str(tmp_path)) for _ in range(2)]
+    procs = [start("export_model.py", str(run_dir), "--models-dir", str(tmp_path)) for _ in range(2)]
     outputs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     versions = sorted(p.name for p in (tmp_path / "lstm").iterdir())
@@ -382,7 +382,7 @@ def test_two_exporters_of_one_run_make_two_complete_versions(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_during_export_leaves_no_visible_version(run_dir, tmp_path, capsys):
-    proc = start("export_model.py", str(run_dir), "--export-dir", str(tmp_path))
+    proc = start("export_model.py", str(run_dir), "--models-dir", str(tmp_path))
     deadline = time.time() + 120
     while not list((tmp_path / "lstm").glob(".tmp-*")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
@@ -391,7 +391,7 @@ def test_sigkill_during_export_leaves_no_visible_version(run_dir, tmp_path, caps
     root = tmp_path / "lstm"
     assert list(root.glob(".tmp-*")), "the export finished before it could be killed"
     assert not [p for p in root.iterdir() if p.name.isdigit()]  # TF Serving sees nothing
-    code, out, err = run_entry("export_model.py", [str(run_dir), "--export-dir", str(tmp_path)], capsys)
+    code, out, err = run_entry("export_model.py", [str(run_dir), "--models-dir", str(tmp_path)], capsys)
     assert code == 0, err
     assert sorted(p.name for p in root.iterdir()) == ["1"]  # the abandoned temp dir was cleaned up
 

@@ -41,14 +41,54 @@ def test_reevaluate_run_dir_and_exported_model(two_runs, tmp_path):
     from sentiment import export
 
     original = artifacts.read_json(two_runs[1] / "metrics.json")
-    scorer, config, name = prediction.load_scorer(str(two_runs[1]), tmp_path)
+    scorer, config, name, _ = prediction.load_scorer(str(two_runs[1]), tmp_path)
     evaluation.reevaluate(scorer, config, name, tmp_path / "run_eval")
     again = artifacts.read_json(tmp_path / "run_eval" / "metrics.json")
     # Same held-out split and the same weights give the same accuracy via raw text as via tf.data.
     assert again["examples"] == original["examples"]
     assert again["accuracy"] == pytest.approx(original["accuracy"])
+    assert again["ece"] == pytest.approx(original["ece"], abs=1e-4)  # calibrated as the run was
     export.export_run(two_runs[1], tmp_path / "models")
-    scorer, config, name = prediction.load_scorer("lstm", tmp_path / "models")
+    scorer, config, name, _ = prediction.load_scorer("lstm", tmp_path / "models")
     evaluation.reevaluate(scorer, config, name, tmp_path / "model_eval", split="all")
     assert artifacts.read_json(tmp_path / "model_eval" / "metrics.json")["examples"] == 150
     assert (tmp_path / "model_eval" / "report.md").exists()
+
+
+def test_training_calibrates_and_evaluate_chooses_thresholds(two_runs, tmp_path):
+    """The run's report gives test ECE before and after calibration; evaluate.py --threshold picks one on validation reviews."""
+    fitted = artifacts.read_json(two_runs[1] / "metrics.json")["calibration"]
+    assert fitted["method"] == "temperature" and fitted["temperature"] > 0 and fitted["threshold"] == 0.5
+    assert {"ece_before", "ece_after", "loss_before", "loss_after"} <= set(fitted["test"])
+    assert fitted["validation"]["loss_after"] <= fitted["validation"]["loss_before"] + 1e-9  # fitted to lower it there
+    assert "| calibration | temperature" in (two_runs[1] / "report.md").read_text()
+    scorer, config, name, own = prediction.load_scorer(str(two_runs[1]), tmp_path)
+    assert own == 0.5
+    evaluation.reevaluate(scorer, config, name, tmp_path / "at", threshold="0.9")
+    at = artifacts.read_json(tmp_path / "at" / "metrics.json")
+    assert at["threshold"] == 0.9 and at["recall"] <= artifacts.read_json(two_runs[1] / "metrics.json")["recall"]
+    evaluation.reevaluate(scorer, config, name, tmp_path / "f1", threshold="recall=0.9")
+    chosen = artifacts.read_json(tmp_path / "f1" / "metrics.json")
+    assert chosen["threshold_target"] == "recall=0.9" and 0 < chosen["threshold"] < 1
+
+
+def test_reports_say_what_moves_the_model_and_why_it_erred(run_dir):
+    """On a bag-of-words scorer of the generated reviews, the strongest phrases are its sentiment words; runs report them."""
+    from conftest import NEGATIVE, POSITIVE, make_reviews
+    from sentiment.data.sources import Split
+
+    def score(texts):
+        logits = np.array([sum((w in POSITIVE) - (w in NEGATIVE) for w in t.split()) * 2.0 - 0.3 for t in texts])
+        return 1 / (1 + np.exp(-logits))
+
+    rows = make_reviews(60, seed=4)
+    reviews = Split([t for t, _ in rows], np.array([y for _, y in rows]))
+    reviews.labels[:3] = 1 - reviews.labels[:3]  # three confident mistakes to explain
+    explained = evaluation.explain_predictions(score, reviews, score(reviews.texts).astype(np.float32), 0.5)
+    assert {x["phrase"] for x in explained["strongest"]["positive"]} <= set(POSITIVE)
+    assert {x["phrase"] for x in explained["strongest"]["negative"]} <= set(NEGATIVE)
+    assert len(explained["mistakes"]) == 3 and all(m["why"]["positive"] or m["why"]["negative"] for m in explained["mistakes"])
+    result = artifacts.read_json(run_dir / "metrics.json")  # a real run's report carries its own
+    assert len(result["explanations"]["mistakes"]) == len(result["confident_mistakes"])
+    text = (run_dir / "report.md").read_text()
+    assert "## What moves the model" in text and ("why: " in text or not result["confident_mistakes"])

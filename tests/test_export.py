@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sentiment import artifacts, experiment, export
+from sentiment import artifacts, calibration, experiment, export
 from sentiment.errors import ModelError
 
 REVIEWS = ["A great, wonderful film!", "awful boring worst plot", "the movie"]
@@ -36,10 +36,29 @@ def test_signature_contract(run_dir, tmp_path):
     assert labels == ["positive" if p >= 0.5 else "negative" for p in out["probability"].numpy()]
 
 
-def test_export_matches_keras_model(run_dir, tmp_path):
-    keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0)
-    fn = tf.saved_model.load(str(export.export_run(run_dir, tmp_path))).signatures[artifacts.SIGNATURE]
-    np.testing.assert_allclose(fn(text=tf.constant(REVIEWS))["probability"].numpy(), keras_probs.reshape(-1), rtol=1e-5, atol=1e-6)
+def test_export_matches_keras_model_calibrated_as_its_run_says(run_dir, tmp_path):
+    keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0).reshape(-1)
+    version = export.export_run(run_dir, tmp_path)
+    fitted = json.loads((run_dir / "metrics.json").read_text())["calibration"]
+    assert json.loads((version / artifacts.METADATA_FILE).read_text())["calibration"]["temperature"] == fitted["temperature"]
+    fn = tf.saved_model.load(str(version)).signatures[artifacts.SIGNATURE]
+    expected = calibration.apply_temperature(keras_probs, fitted["temperature"])
+    np.testing.assert_allclose(fn(text=tf.constant(REVIEWS))["probability"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature, threshold", [(1.0, 0.5), (2.0, 0.7), (0.5, 0.3)])
+def test_signature_applies_temperature_and_threshold(run_dir, tmp_path, temperature, threshold):
+    """What the signature returns is exactly what predict.py's LiteRT engine computes, labels at the export's threshold."""
+    from sentiment import models
+
+    model = models.load_model(run_dir / "model.keras")
+    raw = model.predict(tf.constant(REVIEWS * 3), verbose=0).reshape(-1)
+    calibrated = {"method": "temperature", "temperature": temperature, "threshold": threshold, "target": str(threshold)}
+    export.write_savedmodel(model, tmp_path / "v", calibrated)
+    out = tf.saved_model.load(str(tmp_path / "v")).signatures[artifacts.SIGNATURE](text=tf.constant(REVIEWS * 3))
+    expected = calibration.apply_temperature(raw, temperature)
+    np.testing.assert_allclose(out["probability"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert [b.decode() for b in out["label"].numpy()] == ["positive" if p >= threshold else "negative" for p in out["probability"].numpy()]
 
 
 def test_metadata_travels_with_the_model(run_dir, tmp_path):
@@ -50,7 +69,7 @@ def test_metadata_travels_with_the_model(run_dir, tmp_path):
 
 
 def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
-    def explode(model, path):
+    def explode(model, path, calibrated=None):
         path.mkdir(parents=True)
         (path / "saved_model.pb").write_bytes(b"half")
         raise OSError("disk full")
@@ -97,7 +116,48 @@ def test_serving_signature_runs_large_requests_in_chunks(run_dir, tmp_path, monk
     """Requests bigger than a chunk (and empty ones) give the same probabilities, in order, as the Keras model."""
     monkeypatch.setattr(export, "SERVING_CHUNK", 2)
     reviews = REVIEWS + ["great great film", "awful", "a film"]
-    keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(reviews), verbose=0).reshape(-1)
-    fn = tf.saved_model.load(str(export.export_run(run_dir, tmp_path))).signatures[artifacts.SIGNATURE]
-    np.testing.assert_allclose(fn(text=tf.constant(reviews))["probability"].numpy(), keras_probs, rtol=1e-5, atol=1e-6)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    export.write_savedmodel(model, tmp_path / "v")  # uncalibrated: the model's own probabilities
+    fn = tf.saved_model.load(str(tmp_path / "v")).signatures[artifacts.SIGNATURE]
+    np.testing.assert_allclose(fn(text=tf.constant(reviews))["probability"].numpy(), model.predict(tf.constant(reviews), verbose=0).reshape(-1),
+                               rtol=1e-5, atol=1e-6)
     assert fn(text=tf.constant([], dtype=tf.string))["probability"].shape == (0,)
+
+
+def test_exports_carry_tf_serving_warmup_requests_that_the_signature_answers(run_dir, tmp_path):
+    """assets.extra/tf_serving_warmup_requests: PredictionLog records (TF Serving's protos) naming serving_default."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    version = export.export_run(run_dir, tmp_path)
+    records = list(tf.data.TFRecordDataset(str(version / artifacts.LITERT_DIR / export.WARMUP_FILE)).as_numpy_iterator())
+    assert len(records) == len(export.WARMUP_REVIEWS)
+    serve = tf.saved_model.load(str(version)).signatures[artifacts.SIGNATURE]
+    for record, reviews in zip(records, export.WARMUP_REVIEWS):
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        assert request.model_spec.signature_name == artifacts.SIGNATURE and list(request.inputs) == ["text"]
+        text = tf.make_ndarray(request.inputs["text"])
+        assert [t.decode() for t in text] == list(reviews)
+        assert serve(text=tf.constant(text))["probability"].shape == (len(reviews),)
+
+
+def test_an_older_export_is_recalibrated_into_the_next_version(run_dir, tmp_path):
+    """export_model.py --calibrate: same weights, a temperature fitted on its validation reviews, warm-up records, LiteRT twin."""
+    from sentiment import models, prediction
+    from sentiment.rundir import RunDir
+    from sentiment.serving import litert_engine
+
+    root = tmp_path / "models" / "lstm"
+    old = export.export_model(models.load_model(run_dir / "model.keras"), RunDir(run_dir).load_config(), root)  # uncalibrated, as before
+    new = export.recalibrate(old)  # the data path recorded in its config
+    assert new == root / "2" and (new / artifacts.LITERT_DIR / export.WARMUP_FILE).is_file()
+    fitted = json.loads((new / artifacts.METADATA_FILE).read_text())["calibration"]
+    assert fitted["method"] == "temperature" and {"ece_before", "ece_after"} <= set(fitted["test"])
+    before = prediction.Predictor(old).probabilities(REVIEWS)
+    after = prediction.Predictor(new).probabilities(REVIEWS)
+    np.testing.assert_allclose(after, calibration.apply_temperature(before, fitted["temperature"]), atol=1e-5)
+    np.testing.assert_allclose(litert_engine.LiteRTPredictor(new).probabilities(REVIEWS), after, atol=1e-4)
+    meta = json.loads((new / artifacts.METADATA_FILE).read_text())
+    meta.pop("calibration")  # metadata that no longer says what its signature does
+    (new / artifacts.METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="differs from its SavedModel"):
+        export.recalibrate(new)

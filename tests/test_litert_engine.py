@@ -115,7 +115,7 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
     assert {k: v for k, v in after.items() if k in before and not k.startswith("assets.extra/.litert-")} == {
         k: v for k, v in before.items() if not k.startswith("assets.extra/.litert-")
     }
-    assert sorted(p.name for p in assets.iterdir()) == ["classifier.tflite", "litert.json", "metadata.json", "vocabulary.txt"]
+    assert sorted(p.name for p in assets.iterdir()) == ["classifier.tflite", "litert.json", "metadata.json", "tf_serving_warmup_requests", "vocabulary.txt"]
     assert_engines_agree(version_copy, REVIEWS)
 
 
@@ -144,24 +144,18 @@ def test_damaged_or_missing_litert_files_are_model_errors(version_copy):
 
 
 def test_engine_choice(version_copy, monkeypatch):
-    assert exports.choose_engine("auto", version_copy, 1) == "litert"
-    assert exports.choose_engine("auto", version_copy, 10**6) == "litert"  # measured: LiteRT is faster at any size
-    manifest = version_copy / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
-    artifacts.write_json(manifest, {**artifacts.read_json(manifest), "auto_max_reviews": 100})  # as predict_speed.py --record does
-    assert exports.choose_engine("auto", version_copy, 100) == "litert"
-    assert exports.choose_engine("auto", version_copy, 101) == "savedmodel"
-    assert exports.choose_engine("litert", version_copy, 101) == "litert"  # asked for by name: no limit
-    litert_engine.LiteRTPredictor(version_copy)  # the manifest's extra key leaves it valid
-    assert exports.choose_engine("savedmodel", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("auto", version_copy) == "litert"  # batched, LiteRT is the faster engine at every size
+    assert exports.choose_engine("litert", version_copy) == "litert"
+    assert exports.choose_engine("savedmodel", version_copy) == "savedmodel"
     monkeypatch.setattr(litert_engine, "litert_installed", lambda: False)
-    assert exports.choose_engine("auto", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("auto", version_copy) == "savedmodel"
     with pytest.raises(Exception, match="pip install ai-edge-litert"):
-        exports.choose_engine("litert", version_copy, 1)
+        exports.choose_engine("litert", version_copy)
     monkeypatch.undo()
     (version_copy / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST).unlink()
-    assert exports.choose_engine("auto", version_copy, 1) == "savedmodel"
+    assert exports.choose_engine("auto", version_copy) == "savedmodel"
     with pytest.raises(ModelError, match="has no LiteRT model"):
-        exports.choose_engine("litert", version_copy, 1)
+        exports.choose_engine("litert", version_copy)
 
 
 def test_predict_gives_the_same_output_and_messages_with_both_engines(saved_model, tmp_path, capsys, caplog):
@@ -176,8 +170,10 @@ def test_predict_gives_the_same_output_and_messages_with_both_engines(saved_mode
                                                       "--engine", engine, "--verbose"], capsys)
         assert code == 0, err
         assert f"({engine}): {len(REVIEWS) + 1} reviews" in err
-        messages = [line for line in err.splitlines() if "skipped" in line] + [r.getMessage() for r in caplog.records]
-        results[engine] = [json.loads(line) for line in out.splitlines()], messages
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert [r["line"] for r in rows] == list(range(1, len(REVIEWS) + 5))  # one row per input line, the skipped ones too
+        messages = [r["error"] for r in rows if "error" in r] + [r.getMessage() for r in caplog.records]
+        results[engine] = [r for r in rows if "error" not in r], messages
     (lite, lite_messages), (saved, saved_messages) = results["litert"], results["savedmodel"]
     assert [(r["text"], r["label"]) for r in lite] == [(r["text"], r["label"]) for r in saved]
     np.testing.assert_allclose([r["probability"] for r in lite], [r["probability"] for r in saved], atol=1e-4)

@@ -25,7 +25,7 @@ def test_export_carries_a_checked_litert_twin(run_dir, tmp_path):
     assert manifest["check"]["reviews"] == litert_export.PROBE_REVIEWS and manifest["check"]["max_abs_difference"] <= 1e-4
     assert not list((version / artifacts.LITERT_DIR).glob(".litert-*"))  # no staging dir left
     keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0).reshape(-1)
-    np.testing.assert_allclose(litert_engine.LiteRTPredictor(version).probabilities(REVIEWS), keras_probs, atol=1e-4)
+    np.testing.assert_allclose(litert_engine.LiteRTPredictor(version).classifier.probabilities(REVIEWS), keras_probs, atol=1e-4)  # uncalibrated
 
 
 def test_export_goes_on_without_litert_when_conversion_fails(run_dir, tmp_path, monkeypatch, caplog):
@@ -36,7 +36,7 @@ def test_export_goes_on_without_litert_when_conversion_fails(run_dir, tmp_path, 
     with caplog.at_level("WARNING"):
         version = export.export_run(run_dir, tmp_path)
     assert (version / "saved_model.pb").exists() and "exported without a LiteRT model" in caplog.text
-    assert sorted(p.name for p in (version / artifacts.LITERT_DIR).iterdir()) == ["metadata.json"]
+    assert sorted(p.name for p in (version / artifacts.LITERT_DIR).iterdir()) == ["metadata.json", "tf_serving_warmup_requests"]
 
 
 def test_litert_files_that_disagree_with_the_model_are_not_installed(run_dir, tmp_path):

@@ -12,12 +12,6 @@ from sentiment.errors import ModelError, SentimentError
 from sentiment.serving import litert_engine
 
 ENGINES = ("auto", "litert", "savedmodel")
-# --engine auto runs LiteRT for up to ``auto_max_reviews`` reviews, the SavedModel beyond. Where
-# the two cross depends on the model: LiteRT starts ~4 s sooner, but runs reviews one at a time.
-# On the shipped lstm/1 (800 tokens) LiteRT was faster at every size up to 10,000 reviews; on
-# wide_lstm/2 (256 tokens) the SavedModel was faster from ~7,800. benchmarks/predict_speed.py
-# --record measures it and writes it into the export's litert.json; without it, LiteRT always.
-
 
 
 def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
@@ -38,8 +32,8 @@ def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
     return versions[-1]
 
 
-def choose_engine(engine: str, path: Path, n_reviews: int) -> str:
-    """Return the engine to run: ``litert`` or ``savedmodel`` (``auto``: LiteRT when the model has it and the input is small)."""
+def choose_engine(engine: str, path: Path) -> str:
+    """Return the engine to run: ``litert`` or ``savedmodel`` (``auto``: LiteRT when the model has it and the package is installed)."""
     if engine not in ENGINES:
         raise SentimentError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "litert":
@@ -48,8 +42,6 @@ def choose_engine(engine: str, path: Path, n_reviews: int) -> str:
         if not litert_engine.has_litert(path):
             raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
         return engine
-    limit = litert_engine.auto_max_reviews(path)
-    small = limit is None or n_reviews <= limit
-    if engine == "auto" and small and litert_engine.has_litert(path) and litert_engine.litert_installed():
+    if engine == "auto" and litert_engine.has_litert(path) and litert_engine.litert_installed():
         return "litert"
     return "savedmodel"

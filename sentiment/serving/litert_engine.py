@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentiment import calibration
 from sentiment.serving import fast_tokenizer
 from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, read_json
 from sentiment.errors import ModelError, SentimentError, first_line
@@ -43,15 +44,6 @@ TOLERANCE = 1e-4  # largest |P(LiteRT) - P(SavedModel)| an export accepts
 def litert_installed() -> bool:
     """Return True if the ``ai_edge_litert`` package can be imported (without importing it)."""
     return importlib.util.find_spec("ai_edge_litert") is not None
-
-
-def auto_max_reviews(path: Path) -> int | None:
-    """Return the input size beyond which this export's SavedModel was measured faster (``litert.json``), or None."""
-    try:
-        value = read_json(Path(path) / LITERT_DIR / LITERT_MANIFEST).get("auto_max_reviews")
-    except (OSError, ModelError, AttributeError):  # no manifest, or a damaged one: the predictor reports it
-        return None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def has_litert(path: Path) -> bool:
@@ -190,7 +182,10 @@ class LiteRTPredictor:
         # Which end of a long review the model reads: the same rule as the SavedModel engine's.
         self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
         self.classifier = load_classifier(self.path / LITERT_DIR)
+        # The SavedModel's signature applies these in its graph; here they are applied as it does.
+        calibrated = self.metadata.get("calibration") or calibration.IDENTITY
+        self.temperature, self.threshold = float(calibrated["temperature"]), float(calibrated["threshold"])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Return P(positive) float32 [n] for raw review strings."""
-        return self.classifier.probabilities(texts)
+        """Return the calibrated P(positive) float32 [n] for raw review strings."""
+        return calibration.apply_temperature(self.classifier.probabilities(texts), self.temperature)

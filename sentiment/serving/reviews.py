@@ -1,22 +1,27 @@
-"""Reviews in, predictions out: reading them (arguments, files, stdin), checking them, classifying in batches, formatting.
+"""Reviews in, one result row per review out: reading (arguments, text files, CSV, stdin), checking, classifying, formatting.
 
 Engine-agnostic and TensorFlow-free: ``classify`` runs any predictor with ``probabilities(texts)``
 and ``keeps_tail`` (the LiteRT engine here, or the SavedModel's in ``sentiment.prediction``).
+Everything streams: reviews are read, classified and printed in chunks of ``CHUNK_SIZE``, so a
+file of any length runs in flat memory, and every input line (or CSV record, or argument) gives
+exactly one result, a rejected one included, in input order.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import io
+import itertools
 import json
 import logging
-from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
 from sentiment.errors import SentimentError
+from sentiment import explanation
 from sentiment.serving import fast_tokenizer
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,9 @@ log = logging.getLogger(__name__)
 # The model reads only max_len tokens of a review; capping characters keeps a
 # pathological input (a 1 MB "review") from costing seconds of tokenization.
 MAX_REVIEW_CHARS = 100_000
+CHUNK_SIZE = 1024  # reviews read, classified and printed at a time
+ARGUMENTS = "arguments"  # Review.input of command-line reviews
+OUTPUT_FIELDS = ("input", "line", "text", "label", "probability", "error")
 
 
 
@@ -38,21 +46,33 @@ class Engine(Protocol):
 
 @dataclasses.dataclass
 class Review:
-    """One input review, where it came from (for messages), and why it was rejected, if it was."""
+    """One input review: where it came from, its text, why it was rejected (if it was) and a CSV input's other columns."""
 
-    source: str  # e.g. "argument 2" or "line 17"
     text: str
+    line: int = 0  # its line in the input (a CSV record's first line; an argument's position), from 1
+    input: str = ARGUMENTS  # "arguments", "stdin" or the file's path
     problem: str | None = None
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """Where the review came from, for messages: ``argument 2``, ``stdin line 3``, ``reviews.txt line 17``."""
+        return f"argument {self.line}" if self.input == ARGUMENTS else f"{self.input} line {self.line}"
 
 
 @dataclasses.dataclass
-class Prediction:
-    """A classified review."""
+class Result:
+    """One output row: a review and its label and P(positive), or the problem that kept it from being classified."""
 
-    source: str
-    text: str
-    label: str
-    probability: float  # P(positive)
+    review: Review
+    label: str | None = None
+    probability: float | None = None
+    reasons: dict | None = None  # with --explain: explanation.explain's "positive" and "negative" reasons
+
+    @property
+    def error(self) -> str | None:
+        """Why the review was not classified (None if it was)."""
+        return self.review.problem
 
 
 def check_review(review: Review, keep_tail: bool) -> Review:
@@ -73,21 +93,71 @@ def reject_wordless(reviews: list[Review]) -> None:
             review.problem = "no words in review (only markup or punctuation)"
 
 
-def read_lines(data: bytes, source: str = "line") -> Iterator[Review]:
-    """Split file bytes into one review per line; invalid UTF-8 lines are marked, not fatal.
+def decode_line(raw: bytes, number: int, input_name: str) -> Review:
+    """One line's bytes as a review; invalid UTF-8 marks it rather than failing the whole input."""
+    raw = raw[:-1] if raw.endswith(b"\n") else raw
+    raw = raw[:-1] if raw.endswith(b"\r") else raw
+    try:
+        return Review(raw.decode("utf-8"), number, input_name)  # blank lines are rejected as empty later
+    except UnicodeDecodeError as e:
+        return Review("", number, input_name, problem=f"not valid UTF-8 (byte {e.start})")
+
+
+def read_lines(stream: BinaryIO | bytes, input_name: str = "stdin") -> Iterator[Review]:
+    """Yield one review per line of a byte stream, as it is read; invalid UTF-8 lines are marked, not fatal.
 
     Only ``\\n`` ends a line (a ``\\r\\n`` ending loses its ``\\r``), so line numbers match ``wc -l`` and
     ``sed -n Np``: a lone ``\\r``, or a Unicode line separator, inside a review stays in it.
     """
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the newline ending the last line
-    for number, raw in enumerate(lines, start=1):
-        raw = raw[:-1] if raw.endswith(b"\r") else raw
+    lines = io.BytesIO(stream) if isinstance(stream, bytes) else stream
+    for number, raw in enumerate(lines, start=1):  # a binary stream splits at b"\n" only
+        yield decode_line(raw, number, input_name)
+
+
+def read_csv(path: str, text_column: str) -> Iterator[Review]:
+    """Yield one review per CSV record (header first), its other columns kept; records with the wrong field count are marked."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        handle = opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as e:
+        raise SentimentError(f"cannot read {path}: {e.strerror or e}") from e
+    with handle:
         try:
-            yield Review(f"{source} {number}", raw.decode("utf-8"))  # blank lines are rejected as empty later
-        except UnicodeDecodeError as e:
-            yield Review(f"{source} {number}", "", problem=f"not valid UTF-8 (byte {e.start})")
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header or text_column not in header:
+                found = ", ".join(map(repr, header or [])) or "nothing: the file is empty"
+                raise SentimentError(f"{path} has no column {text_column!r} (found: {found}); name it with --text-column")
+            where, line = header.index(text_column), reader.line_num + 1
+            for record in reader:
+                yield csv_review(record, header, where, line, path)
+                line = reader.line_num + 1
+        except (csv.Error, OSError, EOFError, UnicodeDecodeError) as e:  # NUL bytes, corrupt gzip
+            raise SentimentError(f"cannot read CSV {path} near line {reader.line_num}: {e}") from e
+
+
+def csv_review(record: list[str], header: list[str], where: int, line: int, path: str) -> Review:
+    """One CSV record as a review: the text column's cell, the other cells by column name."""
+    names = [output_name(name) for i, name in enumerate(header) if i != where]
+    if len(record) != len(header):  # still a row, with every column (empty), so the output's columns never shift
+        return Review("", line, path, problem=f"{len(record)} fields where the header has {len(header)}", columns=dict.fromkeys(names, ""))
+    values = [value for i, value in enumerate(record) if i != where]
+    for name, value in [*zip(header, record)]:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return Review("", line, path, problem=f"column {name!r} is not valid UTF-8 (character {e.start + 1})", columns=dict.fromkeys(names, ""))
+    return Review(record[where], line, path, columns=dict(zip(names, values)))
+
+
+def output_name(column: str) -> str:
+    """A CSV input column's name in the output: ``input_<name>`` where it would clash with an output field (e.g. ``label``)."""
+    return f"input_{column}" if column in OUTPUT_FIELDS else column
+
+
+def is_csv(path: str) -> bool:
+    """Return True for a file read as CSV with a header (``.csv`` or ``.csv.gz``) rather than one review per line."""
+    return path.lower().endswith((".csv", ".csv.gz"))
 
 
 def label_for(probability: float, threshold: float) -> str:
@@ -95,68 +165,150 @@ def label_for(probability: float, threshold: float) -> str:
     return "positive" if probability >= threshold else "negative"
 
 
-def classify(
+def classify_chunks(
     predictor: Engine,
     reviews: Iterable[Review],
     threshold: float = 0.5,
     batch_size: int = 128,
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[list[Prediction], list[Review]]:
-    """Classify valid reviews in batches; return the predictions and the rejected reviews."""
+    chunk_size: int = CHUNK_SIZE,
+    explain: int = 0,
+) -> Iterator[list[Result]]:
+    """Classify reviews ``chunk_size`` at a time, in batches; yield each chunk's results (one per review, in order).
+
+    ``explain``: also give each classified review its ``explain`` strongest reasons each way (``sentiment.explanation``).
+    """
     if not 0.0 <= threshold <= 1.0:
         raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")
     if batch_size < 1:
         raise SentimentError(f"batch size must be at least 1, got {batch_size}")
-    checked = [check_review(r, predictor.keeps_tail) if r.problem is None else r for r in reviews]
-    reject_wordless([r for r in checked if r.problem is None])
-    valid = [r for r in checked if r.problem is None]
-    predictions = []
-    for start in range(0, len(valid), batch_size):
-        batch = valid[start : start + batch_size]
-        probs = predictor.probabilities([r.text for r in batch])
-        predictions += [Prediction(r.source, r.text, label_for(float(p), threshold), float(p)) for r, p in zip(batch, probs)]
-        if on_batch:
-            on_batch(len(batch))
-    return predictions, [r for r in checked if r.problem is not None]
+    reviews = iter(reviews)
+    while chunk := list(itertools.islice(reviews, chunk_size)):
+        checked = [check_review(r, predictor.keeps_tail) if r.problem is None else r for r in chunk]
+        reject_wordless([r for r in checked if r.problem is None])
+        valid = [r for r in checked if r.problem is None]
+        probabilities = {}
+        for start in range(0, len(valid), batch_size):
+            batch = valid[start : start + batch_size]
+            probabilities.update(zip(map(id, batch), map(float, predictor.probabilities([r.text for r in batch]))))
+            if on_batch:
+                on_batch(len(batch))
+        results = [result_for(r, probabilities.get(id(r)), threshold) for r in checked]
+        if explain:
+            for result in results:
+                if result.error is None:
+                    why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain)
+                    result.reasons = {"positive": why["positive"], "negative": why["negative"]}
+        yield results
 
 
-def gather_reviews(arguments: list[str], file: str | None, stdin: BinaryIO) -> list[Review]:
-    """Collect reviews from command-line arguments, a file (one per line) and ``-`` for stdin."""
-    reviews = [argument_review(f"argument {i}", text) for i, text in enumerate(arguments, start=1) if text != "-"]
-    if "-" in arguments:
-        reviews += read_lines(stdin.read(), "stdin line")
-    if file:
-        try:
-            data = Path(file).read_bytes()
-        except OSError as e:
-            raise SentimentError(f"cannot read {file}: {e.strerror or e}") from e
-        reviews += read_lines(data, f"{file} line")
-    if not reviews:
+def result_for(review: Review, probability: float | None, threshold: float) -> Result:
+    """The output row of one review (no label for a rejected one)."""
+    if probability is None:
+        return Result(review)
+    return Result(review, label_for(probability, threshold), probability)
+
+
+def classify(predictor: Engine, reviews: Iterable[Review], threshold: float = 0.5, batch_size: int = 128, **kwargs) -> list[Result]:
+    """Classify reviews; return one result per review, in input order (see ``classify_chunks``)."""
+    return [r for chunk in classify_chunks(predictor, reviews, threshold, batch_size, **kwargs) for r in chunk]
+
+
+def gather_reviews(arguments: list[str], file: str | None, stdin: BinaryIO, text_column: str | None = None) -> Iterator[Review]:
+    """Stream reviews from command-line arguments, ``-`` (stdin, one per line) and a file (one per line, or CSV records)."""
+    if not [a for a in arguments if a != "-"] and "-" not in arguments and not file:
         raise SentimentError("no reviews given: pass them as arguments, with --file, or '-' for stdin")
-    return reviews
+    if text_column and not (file and is_csv(file)):
+        raise SentimentError("--text-column names a column of a CSV --file (a .csv or .csv.gz file)")
+    handle = open_file(file) if file and not is_csv(file) else None
+    csv_reviews = read_csv(file, text_column or "text") if file and is_csv(file) else iter(())
+    if file and is_csv(file):
+        csv_reviews = peek(csv_reviews)  # a missing column is reported before anything runs
+    return itertools.chain(
+        (argument_review(i, text) for i, text in enumerate(arguments, start=1) if text != "-"),
+        read_lines(stdin, "stdin") if "-" in arguments else (),
+        read_lines(handle, file) if handle else (),
+        csv_reviews,
+    )
 
 
-def argument_review(source: str, text: str) -> Review:
+def peek(items: Iterator[Review]) -> Iterator[Review]:
+    """Read the first item now (raising what reading raises) and yield it with the rest."""
+    first = next(items, None)
+    return itertools.chain([first] if first is not None else [], items)
+
+
+def open_file(path: str) -> BinaryIO:
+    """Open a text file of one review per line (gunzipping ``.gz``) as bytes, or raise a one-line error."""
+    try:
+        return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    except OSError as e:
+        raise SentimentError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def argument_review(position: int, text: str) -> Review:
     """A command-line review; bytes that are not UTF-8 (kept by Python as surrogates) mark it, as for file lines."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        return Review(source, "", problem=f"not valid UTF-8 (character {e.start + 1})")
-    return Review(source, text)
+        return Review("", position, ARGUMENTS, problem=f"not valid UTF-8 (character {e.start + 1})")
+    return Review(text, position, ARGUMENTS)
 
 
-def format_predictions(predictions: list[Prediction], fmt: str = "text") -> Iterator[str]:
-    """Render predictions as ``text`` (label, probability, review), JSON lines or CSV."""
-    if fmt == "json":
-        for p in predictions:
-            yield json.dumps({"text": p.text, "label": p.label, "probability": round(p.probability, 6)}, ensure_ascii=False)
-    elif fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["text", "label", "probability"])
-        writer.writerows([p.text, p.label, f"{p.probability:.6f}"] for p in predictions)
-        yield buf.getvalue().rstrip("\n")  # one block: quoted fields may hold newlines
-    else:
-        for p in predictions:
-            preview = p.text if len(p.text) <= 70 else p.text[:67] + "..."
-            yield f"{p.label:<8} {p.probability:.3f}  {preview}"
+def row_fields(result: Result) -> dict:
+    """The JSON/CSV fields of one result: input, line, the CSV input's other columns, text, then label and probability (and reasons) or error."""
+    review = result.review
+    fields = {"input": review.input, "line": review.line, **review.columns, "text": review.text}
+    if result.error is not None:
+        return {**fields, "error": result.error}
+    fields = {**fields, "label": result.label, "probability": round(result.probability, 6)}
+    if result.reasons is not None:
+        fields["reasons"] = {side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in result.reasons[side]]
+                             for side in ("positive", "negative")}
+    return fields
+
+
+def csv_header(columns: Iterable[str] = (), explain: bool = False) -> list[str]:
+    """The CSV output's header: input, line, the input's other columns, text, label, probability, (reasons,) error."""
+    return [*OUTPUT_FIELDS[:2], *columns, *OUTPUT_FIELDS[2:5], *(["reasons"] if explain else []), OUTPUT_FIELDS[5]]
+
+
+def describe_reasons(reasons: dict) -> str:
+    """One line of reasons: ``+great (+1.23); +loved it (+0.80); -boring (-0.95)``; weights move the logit of P(positive)."""
+    return "; ".join(f"{'+' if r.weight > 0 else '-'}{r.phrase} ({r.weight:+.2f})" for r in [*reasons["positive"], *reasons["negative"]])
+
+
+def format_results(results: Iterable[Result], fmt: str = "text", header: bool = True, explain: bool = False) -> Iterator[str]:
+    """Render results as ``text`` (label, probability, review; rejected ones are left to the caller), JSON lines or CSV rows."""
+    rows = iter(results)
+    if fmt == "csv":
+        first = next(rows, None)
+        if first is None:
+            return
+        names = csv_header(first.review.columns, explain)
+        if header:
+            yield csv_line(names)
+        for result in itertools.chain([first], rows):
+            fields = row_fields(result)
+            if "probability" in fields:
+                fields["probability"] = f"{result.probability:.6f}"
+            if result.reasons is not None:
+                fields["reasons"] = describe_reasons(result.reasons)
+            yield csv_line([fields.get(name, "") for name in names])
+        return
+    for result in rows:
+        if fmt == "json":
+            yield json.dumps(row_fields(result), ensure_ascii=False)
+        elif result.error is None:
+            text = result.review.text
+            preview = text if len(text) <= 70 else text[:67] + "..."
+            yield f"{result.label:<8} {result.probability:.3f}  {preview}"
+            if result.reasons is not None:
+                yield f"         why: {describe_reasons(result.reasons) or 'no word moves it'}"
+
+
+def csv_line(values: list) -> str:
+    """One CSV record (quoted as needed: a review may hold commas, quotes or newlines)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().rstrip("\n")

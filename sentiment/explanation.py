@@ -1,0 +1,77 @@
+"""Why a model labelled a review: the words and phrases whose deletion moves its prediction most (occlusion).
+
+Each word, and each pair of adjacent words, is deleted in turn from the review as the model
+reads it (its tokens after standardization), the shortened reviews are scored, and a phrase's
+weight is how far its deletion moves the logit of P(positive): positive weights pushed the
+review towards ``positive``. This is the deletion test itself, so it is faithful by construction
+(tests/test_explanation.py checks it against deleting random words); it needs only a scorer of
+raw texts, so it runs through every engine, LiteRT's included, and for wide-and-deep models it
+covers both branches at once (deleting a word removes its n-grams too). A pair is reported in
+place of its words only when deleting both is far from the sum of deleting each (``not good``).
+Pure NumPy: no TensorFlow, so ``predict.py --explain`` keeps its fast start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+Scorer = Callable[[list[str]], np.ndarray]  # raw reviews → P(positive) float32 [n]
+EPSILON = 1e-7
+INTERACTION = 0.5  # a pair replaces its words when its deletion differs from theirs by this share of their weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Reason:
+    """A phrase of the review and how far deleting it moves the logit of P(positive) (+: it pushed towards positive)."""
+
+    phrase: str
+    weight: float
+    start: int  # its first token's position in the review's tokens
+
+
+def logit(probs: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) float64, finite at 0 and 1."""
+    p = np.clip(np.asarray(probs, np.float64).reshape(-1), EPSILON, 1 - EPSILON)
+    return np.log(p) - np.log1p(-p)
+
+
+def occlusion_weights(score: Scorer, tokens: list[str], batch_size: int = 256) -> tuple[float, np.ndarray, np.ndarray]:
+    """Return the logit of the whole review, and the logit drops from deleting each word [n] and each adjacent pair [n - 1]."""
+    variants = [" ".join(tokens)]
+    variants += [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
+    variants += [" ".join(tokens[:i] + tokens[i + 2 :]) for i in range(len(tokens) - 1)]
+    logits = np.concatenate([logit(score(variants[i : i + batch_size])) for i in range(0, len(variants), batch_size)])
+    full, n = logits[0], len(tokens)
+    return float(full), full - logits[1 : n + 1], full - logits[n + 1 :]
+
+
+def top_reasons(tokens: list[str], words: np.ndarray, pairs: np.ndarray, k: int) -> tuple[list[Reason], list[Reason]]:
+    """Return the ``k`` strongest reasons towards positive and towards negative, no two sharing a word."""
+    candidates, paired = [], set()
+    for i, w in enumerate(pairs):
+        # Deleting the pair is far from deleting each word (``not good``): its words alone would mislead.
+        if i not in paired and abs(w - words[i] - words[i + 1]) > INTERACTION * (abs(words[i]) + abs(words[i + 1])):
+            candidates.append(Reason(f"{tokens[i]} {tokens[i + 1]}", float(w), i))
+            paired |= {i, i + 1}
+    candidates += [Reason(token, float(w), i) for i, (token, w) in enumerate(zip(tokens, words)) if i not in paired]
+    chosen: dict[bool, list[Reason]] = {True: [], False: []}
+    taken: set[int] = set()
+    for reason in sorted(candidates, key=lambda r: -abs(r.weight)):
+        span = set(range(reason.start, reason.start + len(reason.phrase.split(" "))))
+        side = chosen[reason.weight > 0]
+        if reason.weight != 0 and len(side) < k and not span & taken:
+            side.append(reason)
+            taken |= span
+    return chosen[True], chosen[False]
+
+
+def explain(score: Scorer, tokens: list[str], k: int = 5) -> dict:
+    """Explain one review (its standardized tokens): the logit of the whole and the top ``k`` reasons each way."""
+    if not tokens:
+        return {"logit": None, "positive": [], "negative": []}
+    full, words, pairs = occlusion_weights(score, tokens)
+    towards_positive, towards_negative = top_reasons(tokens, words, pairs, k)
+    return {"logit": full, "positive": towards_positive, "negative": towards_negative}
