@@ -62,7 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="output format; json (one object per line) and csv give one row per input review, skipped ones with an error")
     parser.add_argument("--engine", choices=("auto", "litert", "savedmodel"), default="auto",
                         help="litert (no TensorFlow, fast start), savedmodel (TensorFlow), or auto (default; see above)")
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="reviews per inference batch")
+    parser.add_argument("--batch-size", type=positive_int, default=1024, help="reviews read, classified and printed at a time (LiteRT shares them between its worker processes)")
+    parser.add_argument("--workers", type=positive_int, help="LiteRT: processes that share large inputs (default: one per CPU core)")
     parser.add_argument("--explain", type=positive_int, default=0, metavar="K",
                         help=f"also give the K (default {EXPLAIN_DEFAULT}) words or phrases whose deletion moves each prediction most, each way, with signed weights")
     parser.add_argument("--verbose", action="store_true", help="report the model used and throughput on stderr")
@@ -75,13 +76,13 @@ def explain_count_given(argv: list[str]) -> list[str]:
             for i, a in enumerate(argv)]
 
 
-def open_predictor(path, engine: str):
+def open_predictor(path, engine: str, workers: int | None = None):
     """Load the model at ``path`` with the engine ``--engine`` asks for (auto: LiteRT when the model has it)."""
     from sentiment.serving import exports, litert_engine
 
     if exports.choose_engine(engine, path) == "litert":
         try:
-            return litert_engine.LiteRTPredictor(path)
+            return litert_engine.LiteRTPredictor(path, workers)
         except ModelError as e:
             if engine == "litert":
                 raise
@@ -99,7 +100,7 @@ def main(argv: list[str]) -> int:
     from sentiment.serving import exports, reviews as reading  # no TensorFlow: it loads only if the SavedModel engine runs
 
     reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer, args.text_column)
-    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine)
+    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, args.workers)
     streamed = bool(args.file) or "-" in args.reviews
     bar = cli.progress_bar(None, enabled=streamed and sys.stderr.isatty())
     started, classified, header = time.perf_counter(), 0, True
@@ -115,6 +116,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.flush()  # rows appear as each chunk is done, also through a pipe
     seconds = time.perf_counter() - started
     bar.close()
+    if hasattr(predictor, "close"):
+        predictor.close()
     if args.verbose:
         print(f"model {predictor.path} ({predictor.engine}): {classified} reviews in {seconds:.2f} s "
               f"({classified / max(seconds, 1e-9):.1f} reviews/s)", file=sys.stderr)

@@ -1,23 +1,30 @@
-"""predict.py per engine, as whole processes: one-review cold start, and reviews/s on a large file.
+"""predict.py as a user runs it, per engine, against the machine's limit and the cheap anchors.
 
-    python benchmarks/predict_speed.py [--model saved_models/lstm/1] [--reviews 10000] [--runs 5]
+    python benchmarks/predict_speed.py --model saved_models/wide_lstm/3 \
+        --reviews-file reviews.txt --train-csv reviews.csv.gz      # real reviews, anchors fitted on the CSV
 
-The model is copied to a temporary directory and, if it has no LiteRT twin yet, given one
-there (export_model.py --add-litert); the original is never modified. Then predict.py runs
-in fresh processes for each engine:
+Prints, for the exported model (copied to a temporary directory, never modified):
 
-* cold start: one review, wall time (median of --runs) and peak RSS;
-* input sizes 1, 100, 1000 and --reviews generated reviews (words of the model's own
-  vocabulary drawn by frequency rank, IMDB-like lengths: median ~175 words, some markup):
-  wall time per size, and reviews/s both for the whole process and for classification
-  alone (predict.py --verbose), to show where, if anywhere, the engines cross.
+* one review, whole process: wall time (median of --runs) and peak RSS, per engine;
+* --reviews reviews (the first lines of --reviews-file, else generated IMDB-like ones),
+  whole process (`predict.py --file ... --format json`), median of --runs: wall time,
+  reviews/s and peak RSS, per engine (LiteRT with its default worker processes and with one);
+* the model's FLOP per review on these reviews (counted from its config: recurrent matmuls
+  and gates per token read, the wide branch's n-grams), the GFLOP/s that makes of the LiteRT
+  run, and the machine's own float32 matmul GFLOP/s (NumPy, one thread and all), so the share
+  of the limit reached is in the open;
+* with --train-csv: TF-IDF 1-2-gram + logistic regression and (if the optional `fasttext`
+  package is installed: pip install fasttext-wheel) fastText with bigrams, fitted on that CSV
+  and timed predicting the same reviews in process (fit time shown apart).
 
 Figures depend on the machine and on what else runs on it; run it on an idle machine.
 """
 
 import argparse
+import csv
+import gzip
+import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -29,28 +36,27 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINES = ("litert", "savedmodel")
+sys.path.insert(0, str(ROOT))  # the TensorFlow-free tokenizer, to count tokens; predict.py itself runs in subprocesses
 ONE_REVIEW = "This movie was wonderful, I loved every minute of it"
 
 
-def run_process(argv: list[str], stdin_path: Path | None = None) -> tuple[float, float, str]:
-    """Run a command from the project root; return (wall seconds, peak RSS in MB, stderr). Raise if it fails."""
-    with tempfile.TemporaryFile() as err, open(stdin_path or os.devnull, "rb") as stdin:
+def run_process(argv: list[str]) -> tuple[float, float]:
+    """Run a command from the project root; return (wall seconds, peak RSS in MB). Raise if it fails."""
+    with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        text = err.read().decode("utf-8", errors="replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {text[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} failed: {err.read().decode(errors='replace')[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
 
 
-def predict_command(model: Path, engine: str, *args: str) -> list[str]:
-    """The predict.py command line for one engine."""
-    return [sys.executable, str(ROOT / "predict.py"), "--model", str(model), "--engine", engine, *args]
+def median_run(argv: list[str], runs: int) -> tuple[float, float]:
+    """Median wall seconds and largest peak RSS (MB) of ``runs`` runs of a command."""
+    results = [run_process(argv) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
 def prepare_model(source: Path, workdir: Path) -> Path:
@@ -78,82 +84,123 @@ def generate_reviews(vocabulary: list[str], count: int, seed: int = 0) -> list[s
     return reviews
 
 
-def read_vocabulary(model: Path) -> list[str]:
-    """The model's vocabulary, from its LiteRT files."""
-    return (model / "assets.extra" / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+def read_reviews(args: argparse.Namespace, model: Path) -> list[str]:
+    """The reviews to score: the first --reviews lines of --reviews-file, else generated ones."""
+    if args.reviews_file:
+        lines = Path(args.reviews_file).read_text(encoding="utf-8").split("\n")
+        return [line for line in lines if line.strip()][: args.reviews]
+    vocabulary = (model / "assets.extra" / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    return generate_reviews(vocabulary, args.reviews)
 
 
-def classification_rate(stderr: str) -> float:
-    """Reviews/s of the classification alone, from predict.py --verbose."""
-    match = re.search(r"\(([\d.]+) reviews/s\)", stderr)
-    return float(match.group(1)) if match else float("nan")
+def flop_per_review(model: Path, reviews: list[str]) -> tuple[float, float]:
+    """The model's mean FLOP per review on ``reviews``, and the mean tokens it reads; counted from its config.
+
+    Per token read and per direction, a recurrent layer costs 2·(E + U)·G·U (its input and recurrent
+    matmuls; G = 4 gates for LSTM, 3 for GRU, 1 for SimpleRNN) plus ~10·U element-wise; the wide branch
+    2 per n-gram (TF-IDF weight and dot product); the readout and output layer are negligible.
+    """
+    from sentiment.serving import fast_tokenizer
+
+    config = json.loads((model / "assets.extra" / "metadata.json").read_text())["config"]
+    gates = {"simple_rnn": 1, "gru": 3}.get(config["model"], 4)
+    directions = 2 if config.get("bidirectional") or config["model"] == "bilstm" else 1
+    e, u = config["embedding_dim"], config["units"]
+    per_token = directions * (2 * (e + u) * gates * u + 10 * u)
+    tokens = np.array([min(len(fast_tokenizer.tokenize(r)), config["max_len"]) for r in reviews], np.float64)
+    ngrams = np.array([2 * len(fast_tokenizer.tokenize(r)) - 1 for r in reviews], np.float64) if config.get("ngram_vocab_size") else 0
+    return float(np.mean(tokens * per_token + 2 * ngrams)), float(tokens.mean())
 
 
-def faster_engines(times: dict[str, list[float]]) -> list[str]:
-    """Return the faster engine at each measured size."""
-    return ["litert" if a < b else "savedmodel" for a, b in zip(times["litert"], times["savedmodel"])]
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 5) -> float:
+    """The machine's float32 matmul GFLOP/s with NumPy's BLAS on ``threads`` threads (best of ``repeats``), in a fresh process."""
+    code = (f"import time, numpy as np\na = np.random.rand({size}, {size}).astype(np.float32)\nb = a.copy()\na @ b\n"
+            f"best = min((lambda s: (a @ b, time.perf_counter() - s)[1])(time.perf_counter()) for _ in range({repeats}))\n"
+            f"print(2 * {size} ** 3 / best / 1e9)")
+    env = {**os.environ, **{k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
 
 
-def crossing(sizes: list[int], times: dict[str, list[float]]) -> tuple[float, int] | None:
-    """Return where the wall times of the two engines first cross (linear between sizes) and the size index after it."""
-    lite, saved, faster = np.array(times["litert"]), np.array(times["savedmodel"]), faster_engines(times)
-    if len(set(faster)) == 1:
-        return None
-    i = next(k for k in range(1, len(sizes)) if faster[k] != faster[k - 1])
-    gap0, gap1 = saved[i - 1] - lite[i - 1], saved[i] - lite[i]
-    return sizes[i - 1] + (sizes[i] - sizes[i - 1]) * gap0 / (gap0 - gap1), i
+def read_training_csv(path: str) -> tuple[list[str], list[int]]:
+    """Texts and 0/1 labels of a text,label CSV (labels 0/1 or neg/pos), gzipped or not."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["text"] for r in rows], [int(str(r["label"]).lower() in ("1", "pos", "positive")) for r in rows]
 
 
-def crossover(sizes: list[int], times: dict[str, list[float]]) -> str:
-    """Describe where the measured wall times of the two engines cross."""
-    faster, found = faster_engines(times), crossing(sizes, times)
-    if found is None:
-        return f"no crossover between {sizes[0]} and {sizes[-1]} reviews: {faster[0]} is faster at every size"
-    at, i = found
-    return f"crossover near {at:,.0f} reviews: {faster[i - 1]} below, {faster[i]} above"
+def time_anchors(train_csv: str, reviews: list[str]) -> list[tuple[str, float, float]]:
+    """Fit the cheap anchors on the CSV; return (name, fit seconds, reviews/s predicting ``reviews`` in process)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = read_training_csv(train_csv)
+    results = []
+    started = time.perf_counter()
+    tfidf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True), LogisticRegression(C=4, max_iter=1000))
+    tfidf.fit(texts, labels)
+    fitted = time.perf_counter() - started
+    started = time.perf_counter()
+    tfidf.predict_proba(reviews)
+    results.append(("TF-IDF 1-2-gram + LR", fitted, len(reviews) / (time.perf_counter() - started)))
+    try:
+        import fasttext
+    except ImportError:
+        print("fastText skipped: pip install fasttext-wheel to time it")
+        return results
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.writelines(f"__label__{y} {' '.join(t.split())}\n" for t, y in zip(texts, labels))
+    started = time.perf_counter()
+    model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=5, verbose=0)
+    fitted = time.perf_counter() - started
+    os.unlink(f.name)
+    started = time.perf_counter()
+    model.predict([" ".join(r.split()) for r in reviews])
+    results.append(("fastText, bigrams", fitted, len(reviews) / (time.perf_counter() - started)))
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "saved_models" / "lstm" / "1"), help="an exported version dir (copied, never modified)")
-    parser.add_argument("--reviews", type=int, default=10_000, help="generated reviews for the throughput run")
-    parser.add_argument("--runs", type=int, default=5, help="cold starts per engine (the median is shown)")
+    parser.add_argument("--model", default=str(ROOT / "saved_models" / "wide_lstm"), help="an exported version dir, or a model dir (its newest version)")
+    parser.add_argument("--reviews", type=int, default=4964, help="reviews for the batch run")
+    parser.add_argument("--reviews-file", help="real reviews, one per line (default: generated IMDB-like ones)")
+    parser.add_argument("--train-csv", help="a text,label CSV to fit the anchors on (TF-IDF + LR, fastText)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each command (the median is shown)")
     args = parser.parse_args()
+    from sentiment.serving.exports import resolve_model
+
+    source = resolve_model(args.model, ROOT / "saved_models")
     with tempfile.TemporaryDirectory(prefix="predict-speed-") as tmp:
         workdir = Path(tmp)
-        model = prepare_model(Path(args.model).resolve(), workdir)
-        cold = {}
-        for engine in ENGINES:
-            runs = [run_process(predict_command(model, engine, ONE_REVIEW)) for _ in range(args.runs)]
-            cold[engine] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
-        reviews = generate_reviews(read_vocabulary(model), args.reviews)
-        sizes = sorted({1, 100, 1000, args.reviews})
-        wall: dict[str, list[float]] = {e: [] for e in ENGINES}
-        rates: dict[str, tuple[float, float, float]] = {}
-        for size in sizes:
-            path = workdir / f"reviews-{size}.txt"
-            path.write_text("\n".join(reviews[:size]) + "\n", encoding="utf-8")
-            for engine in ENGINES:
-                seconds, rss, err = run_process(predict_command(model, engine, "--file", str(path), "--format", "csv", "--verbose"))
-                wall[engine].append(seconds)
-                if size == args.reviews:
-                    rates[engine] = (size / seconds, classification_rate(err), rss)
-    words = np.mean([len(r.split()) for r in reviews])
-    print(f"predict.py on {Path(args.model)} (copy), {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"\none review, whole process (median of {args.runs}):")
-    print(f"{'engine':<11} {'wall s':>7} {'peak RSS MB':>12}")
-    for engine in ENGINES:
-        print(f"{engine:<11} {cold[engine][0]:>7.2f} {cold[engine][1]:>12,.0f}")
-    print(f"\n{args.reviews:,} generated reviews ({words:.0f} words on average), one process each:")
-    print(f"{'engine':<11} {'wall s':>7} {'reviews/s (process)':>20} {'reviews/s (classify)':>21} {'peak RSS MB':>12}")
-    for engine in ENGINES:
-        rate, inner, rss = rates[engine]
-        print(f"{engine:<11} {wall[engine][-1]:>7.1f} {rate:>20,.0f} {inner:>21,.0f} {rss:>12,.0f}")
-    print("\nwall seconds by input size:")
-    print(f"{'reviews':>8} " + " ".join(f"{e:>11}" for e in ENGINES))
-    for i, size in enumerate(sizes):
-        print(f"{size:>8,} " + " ".join(f"{wall[e][i]:>11.2f}" for e in ENGINES))
-    print(crossover(sizes, wall))
+        model = prepare_model(source, workdir)
+        reviews = read_reviews(args, model)
+        path = workdir / "reviews.txt"
+        path.write_text("\n".join(" ".join(r.split()) for r in reviews) + "\n", encoding="utf-8")
+        base = [sys.executable, str(ROOT / "predict.py"), "--model", str(model)]
+        variants = [("litert", ["--engine", "litert"]), ("litert, 1 process", ["--engine", "litert", "--workers", "1"]),
+                    ("savedmodel", ["--engine", "savedmodel"])]
+        one = {name: median_run(base + flags + [ONE_REVIEW], args.runs) for name, flags in variants if name != "litert, 1 process"}
+        many = {name: median_run(base + flags + ["--file", str(path), "--format", "json"], args.runs) for name, flags in variants}
+        flop, tokens = flop_per_review(model, reviews)
+    limit1, limit = matmul_gflops(1), matmul_gflops(len(os.sched_getaffinity(0)))
+    print(f"predict.py on {source} (copy), {len(os.sched_getaffinity(0))} CPUs, Python {sys.version.split()[0]}; median of {args.runs} runs")
+    print(f"\none review, whole process:\n{'engine':<20} {'wall s':>7} {'peak RSS MB':>12}")
+    for name, (seconds, rss) in one.items():
+        print(f"{name:<20} {seconds:>7.2f} {rss:>12,.0f}")
+    print(f"\n{len(reviews):,} {'real' if args.reviews_file else 'generated'} reviews ({tokens:.0f} tokens read on average), whole process:")
+    print(f"{'engine':<20} {'wall s':>7} {'reviews/s':>10} {'peak RSS MB':>12} {'GFLOP/s':>8} {'of limit':>9}")
+    for name, (seconds, rss) in many.items():
+        gflops = flop * len(reviews) / seconds / 1e9
+        print(f"{name:<20} {seconds:>7.2f} {len(reviews) / seconds:>10,.0f} {rss:>12,.0f} {gflops:>8.1f} {gflops / limit:>9.0%}")
+    print(f"\nmodel: {flop / 1e6:.1f} MFLOP per review; machine: float32 matmul {limit1:.0f} GFLOP/s on 1 thread, "
+          f"{limit:.0f} GFLOP/s on {len(os.sched_getaffinity(0))} (NumPy, 1024x1024)")
+    if args.train_csv:
+        print(f"\nanchors fitted on {args.train_csv}, predicting the same reviews in process:")
+        print(f"{'anchor':<22} {'fit s':>7} {'reviews/s':>10}")
+        for name, fitted, rate in time_anchors(args.train_csv, reviews):
+            print(f"{name:<22} {fitted:>7.1f} {rate:>10,.0f}")
     return 0
 
 

@@ -212,6 +212,35 @@ def test_generated_unicode_soup_gives_the_in_graph_ids():
     assert_same_ids(texts, 12, "head", size=200, ngram_size=400)
 
 
+def test_has_words_is_standardize_not_being_empty():
+    """The shortcut never claims words standardize would not leave (tags hiding letters, upper-case tags, NUL)."""
+    rng = np.random.default_rng(1)
+    alphabet = list("aZ9 !?.'<>/\x00") + ["<br />", "<BR />", "<a ", " b>", "<i>", "</i>", "É", "電", "\u0301", "…"]
+    texts = AWKWARD + ["", "...", "<br /><br />", "<a <BR /> b>", "<a <br /> b>", "!!!", "x\x00", "\x00x", "<b>é</b>", "…"]
+    texts += ["".join(rng.choice(alphabet, size=int(rng.integers(1, 12)))) for _ in range(3000)]
+    for text in texts:
+        assert fast_tokenizer.has_words(text) == bool(fast_tokenizer.standardize(text)), repr(text)
+
+
+def test_word_ids_look_n_grams_up_as_the_vocabulary_does(tmp_path):
+    """Bigrams found without building their strings; words of a bigram need not be unigrams; the stored index loads back."""
+    vocabulary = ["", "[UNK]", "good", "film", "not"]
+    ngram_vocabulary = ["", "[UNK]", "good", "not good", "rare pair", "film", "good film", "pair film"]
+    text = "not good film rare pair film unknown good"
+    tokens = fast_tokenizer.tokenize(text)
+    expected = fast_tokenizer.lookup(fast_tokenizer.ngrams(tokens), fast_tokenizer.make_index(ngram_vocabulary))
+    built = fast_tokenizer.WordIds.build(vocabulary, ngram_vocabulary)
+    built.save(tmp_path / "index.npz")
+    for words in (built, fast_tokenizer.WordIds.load(tmp_path / "index.npz")):
+        tokenizer = fast_tokenizer.Tokenizer(vocabulary, 4, "tail", words=words)
+        encoded = tokenizer.encode(text)
+        assert encoded.ngram_ids.tolist() == expected.tolist()
+        assert encoded.token_ids.tolist() == [1, 3, 1, 2]  # the last 4 tokens: pair film unknown good
+        assert tokenizer.encode("").ngram_ids.tolist() == [] and tokenizer.encode("").token_ids.tolist() == []
+    with pytest.raises(ValueError, match="more than two words"):
+        fast_tokenizer.WordIds.build(vocabulary, ["", "[UNK]", "a b c"])
+
+
 def test_every_code_point_standardizes_as_in_graph():
     """Each non-ASCII character, between two letters, is kept (lower-cased) or blanked exactly as RE2 and ICU do."""
     points = [c for c in range(0x80, 0x110000) if c not in SURROGATES]

@@ -69,7 +69,7 @@ def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config,
     version = export.export_run(experiment.run(config, tmp_path / "run", verbose=0), tmp_path / "models")
     assets = version / artifacts.LITERT_DIR
     manifest = json.loads((assets / artifacts.LITERT_MANIFEST).read_text())
-    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt", "ngram_vocabulary.txt", "wide.npz"}
+    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt", "ngram_index.npz", "wide.npz"}
     reviews = REVIEWS + ["great great great film", "the film the film the film was great and the plot was awful"]
     assert_engines_agree(version, reviews)
 
@@ -83,6 +83,37 @@ def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config,
         for key, value in exported.items():
             np.testing.assert_array_equal(arrays[key], value, err_msg=key)
     assert_engines_agree(version, reviews)
+
+
+def test_batches_of_any_size_give_what_each_review_gives_alone(saved_model):
+    """Length-sorted batches of the model's fixed size, padded, a short last one filled with padding rows; none, one, many."""
+    from conftest import make_reviews
+
+    version = saved_model / "lstm" / "1"
+    predictor = litert_engine.LiteRTPredictor(version, workers=1)
+    assert predictor.classifier.batch == litert_export.BATCH
+    reviews = [t for t, _ in make_reviews(2 * litert_export.BATCH + 7, seed=9)] + REVIEWS
+    together = predictor.probabilities(reviews)
+    alone = np.array([predictor.probabilities([r])[0] for r in reviews[:: 9]])
+    np.testing.assert_allclose(together[:: 9], alone, atol=1e-6)
+    assert predictor.probabilities([]).shape == (0,)
+    assert_engines_agree(version, reviews)
+
+
+def test_worker_processes_give_what_one_process_gives(saved_model):
+    """Large calls are shared between forked workers; the answers, in order, do not change, and close() stops them."""
+    from conftest import make_reviews
+
+    version = saved_model / "lstm" / "1"
+    reviews = [t for t, _ in make_reviews(litert_engine.PARALLEL_MIN + 50, seed=11)]
+    one = litert_engine.LiteRTPredictor(version, workers=1).probabilities(reviews)
+    shared = litert_engine.LiteRTPredictor(version, workers=2)
+    np.testing.assert_array_equal(shared.probabilities(reviews), one)
+    pool = shared._pool
+    assert pool is not None and len(pool._pool) == 2
+    shared.close()
+    assert shared._pool is None
+    np.testing.assert_array_equal(shared.probabilities(reviews[:10]), one[:10])  # small calls stay in this process
 
 
 def test_wide_branch_in_numpy_equals_the_keras_layers():

@@ -57,20 +57,30 @@ def test_litert_files_that_disagree_with_the_model_are_not_installed(run_dir, tm
     ("wide_lstm", {"ngram_vocab_size": 40}),
 ])
 def test_every_registered_model_converts_to_litert(model, overrides):
-    """Each recurrent branch, batch 1 and any length, gives the Keras branch's output in LiteRT."""
+    """Each recurrent branch, a fixed batch of padded reviews of any length, gives the Keras branch's output in LiteRT,
+    and padding changes nothing: each row gives what its review gives alone."""
     from ai_edge_litert.interpreter import Interpreter
 
     from sentiment import models
 
     config = make_config(model, vocab_size=50, max_len=40, embedding_dim=4, units=4, **overrides)
     branch = litert_export.litert_branch(models.build_model(config), config)
+    alone = branch.layers[-1]  # the same layers on any batch size
     interpreter = Interpreter(model_content=litert_export.convert_to_litert(branch))
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(inp["shape_signature"]) == [litert_export.BATCH, -1]
     rng = np.random.default_rng(0)
     for length in (1, 6, 41):
-        ids = rng.integers(1, 50, size=(1, length)).astype(np.int32)
-        interpreter.resize_tensor_input(inp["index"], [1, length])
+        lengths = rng.integers(1, length + 1, size=litert_export.BATCH)
+        lengths[0] = length
+        ids = np.zeros((litert_export.BATCH, length), np.int32)
+        for row, n in enumerate(lengths):
+            ids[row, :n] = rng.integers(2, 50, size=n)
+        interpreter.resize_tensor_input(inp["index"], list(ids.shape))
         interpreter.allocate_tensors()
         interpreter.set_tensor(inp["index"], ids)
         interpreter.invoke()
-        np.testing.assert_allclose(interpreter.get_tensor(out["index"]), branch(ids, training=False), atol=1e-5)
+        got = interpreter.get_tensor(out["index"])
+        np.testing.assert_allclose(got, branch(ids, training=False), atol=1e-5)
+        for row in (0, 1, 2):
+            np.testing.assert_allclose(got[row], alone(ids[row : row + 1, : lengths[row]], training=False)[0], atol=1e-5)

@@ -24,6 +24,8 @@ SHIPPED = {
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
     ("wide_lstm", "1"): {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")},
     ("wide_lstm", "2"): {"This movie was wonderful": (0.854967, "positive"), "Worst film I have ever seen": (0.015590, "negative")},
+    # wide_lstm/2 recalibrated (export_model.py --calibrate): the same weights, temperature 0.870.
+    ("wide_lstm", "3"): {"This movie was wonderful": (0.884915, "positive"), "Worst film I have ever seen": (0.008440, "negative")},
 }
 
 
@@ -81,7 +83,7 @@ def test_classify_batches_thresholds_and_rejects_in_input_order(saved_model):
     predictor = prediction.Predictor(exports.resolve_model("lstm", saved_model))
     reviews = [reading.Review(t, i) for i, t in enumerate(["great wonderful film", "   ", "awful worst film"] * 3, start=1)]
     seen = []
-    results = reading.classify(predictor, reviews, batch_size=2, on_batch=seen.append)
+    results = reading.classify(predictor, reviews, chunk_size=2, on_batch=seen.append)
     assert [r.review.line for r in results] == list(range(1, 10))  # one result per review, rejected ones in place
     assert sum(seen) == 6 and max(seen) == 2
     assert [r.error for r in results[1::3]] == ["empty review"] * 3 and {r.label for r in results[1::3]} == {None}
@@ -93,7 +95,7 @@ def test_classify_batches_thresholds_and_rejects_in_input_order(saved_model):
 
 
 def test_classify_streams_in_chunks():
-    """Reviews are pulled chunk by chunk: the first chunk's results come before the rest is even read."""
+    """Reviews are pulled chunk by chunk, one chunk ahead: the first chunk's results come before the rest is even read."""
 
     class Count:
         keeps_tail = True
@@ -109,9 +111,9 @@ def test_classify_streams_in_chunks():
             yield reading.Review(f"review {i}", i)
 
     chunks = reading.classify_chunks(Count(), endless(), chunk_size=10)
-    first = next(chunks)
-    assert [r.review.line for r in first] == list(range(1, 11)) and len(pulled) == 10
-    assert [r.review.line for r in next(chunks)] == list(range(11, 21)) and len(pulled) == 20
+    first = next(chunks)  # the next chunk is read (and its scoring started) before this one is handed out
+    assert [r.review.line for r in first] == list(range(1, 11)) and len(pulled) == 20
+    assert [r.review.line for r in next(chunks)] == list(range(11, 21)) and len(pulled) == 30
 
 
 def test_huge_review_is_capped_not_fatal(saved_model, caplog):

@@ -89,7 +89,7 @@ def check_review(review: Review, keep_tail: bool) -> Review:
 def reject_wordless(reviews: list[Review]) -> None:
     """Mark reviews with no words left after standardization (e.g. only markup or punctuation)."""
     for review in reviews:  # the in-graph standardize, exactly (tests/test_fast_tokenizer.py), without TensorFlow
-        if not fast_tokenizer.standardize(review.text):
+        if not fast_tokenizer.has_words(review.text):
             review.problem = "no words in review (only markup or punctuation)"
 
 
@@ -169,37 +169,57 @@ def classify_chunks(
     predictor: Engine,
     reviews: Iterable[Review],
     threshold: float = 0.5,
-    batch_size: int = 128,
-    on_batch: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK_SIZE,
+    on_batch: Callable[[int], None] | None = None,
     explain: int = 0,
 ) -> Iterator[list[Result]]:
-    """Classify reviews ``chunk_size`` at a time, in batches; yield each chunk's results (one per review, in order).
+    """Classify reviews ``chunk_size`` at a time; yield each chunk's results (one per review, in input order).
 
-    ``explain``: also give each classified review its ``explain`` strongest reasons each way (``sentiment.explanation``).
+    An engine with ``submit(texts)`` (LiteRT with worker processes) scores a chunk while the next one
+    is read and checked and the previous one is printed. ``explain``: also give each classified review
+    its ``explain`` strongest reasons each way (``sentiment.explanation``).
     """
     if not 0.0 <= threshold <= 1.0:
         raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")
-    if batch_size < 1:
-        raise SentimentError(f"batch size must be at least 1, got {batch_size}")
-    reviews = iter(reviews)
-    while chunk := list(itertools.islice(reviews, chunk_size)):
-        checked = [check_review(r, predictor.keeps_tail) if r.problem is None else r for r in chunk]
-        reject_wordless([r for r in checked if r.problem is None])
-        valid = [r for r in checked if r.problem is None]
-        probabilities = {}
-        for start in range(0, len(valid), batch_size):
-            batch = valid[start : start + batch_size]
-            probabilities.update(zip(map(id, batch), map(float, predictor.probabilities([r.text for r in batch]))))
-            if on_batch:
-                on_batch(len(batch))
-        results = [result_for(r, probabilities.get(id(r)), threshold) for r in checked]
-        if explain:
-            for result in results:
-                if result.error is None:
-                    why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain)
-                    result.reasons = {"positive": why["positive"], "negative": why["negative"]}
-        yield results
+    if chunk_size < 1:
+        raise SentimentError(f"batch size must be at least 1, got {chunk_size}")
+    reviews, pending = iter(reviews), None
+    while True:
+        chunk = list(itertools.islice(reviews, chunk_size))
+        started = start_chunk(predictor, chunk) if chunk else None
+        if pending is not None:
+            yield finish_chunk(predictor, *pending, threshold, on_batch, explain)
+        if started is None:
+            return
+        pending = started
+
+
+def start_chunk(predictor: Engine, chunk: list[Review]) -> tuple[list[Review], list[Review], Callable[[], np.ndarray]]:
+    """Check a chunk's reviews and start scoring the valid ones; return them all, the valid ones, and how to get their scores."""
+    checked = [check_review(r, predictor.keeps_tail) if r.problem is None else r for r in chunk]
+    reject_wordless([r for r in checked if r.problem is None])
+    valid = [r for r in checked if r.problem is None]
+    texts = [r.text for r in valid]
+    submit = getattr(predictor, "submit", None)
+    if submit is not None:
+        return checked, valid, submit(texts)
+    probabilities = predictor.probabilities(texts) if texts else np.zeros(0, np.float32)
+    return checked, valid, lambda: probabilities
+
+
+def finish_chunk(predictor: Engine, checked: list[Review], valid: list[Review], scores: Callable[[], np.ndarray], threshold: float,
+                 on_batch: Callable[[int], None] | None, explain: int) -> list[Result]:
+    """Wait for a chunk's scores; return its results in input order (explained, if asked)."""
+    probabilities = dict(zip(map(id, valid), map(float, scores())))
+    if on_batch:
+        on_batch(len(valid))
+    results = [result_for(r, probabilities.get(id(r)), threshold) for r in checked]
+    if explain:
+        for result in results:
+            if result.error is None:
+                why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain)
+                result.reasons = {"positive": why["positive"], "negative": why["negative"]}
+    return results
 
 
 def result_for(review: Review, probability: float | None, threshold: float) -> Result:
@@ -209,9 +229,9 @@ def result_for(review: Review, probability: float | None, threshold: float) -> R
     return Result(review, label_for(probability, threshold), probability)
 
 
-def classify(predictor: Engine, reviews: Iterable[Review], threshold: float = 0.5, batch_size: int = 128, **kwargs) -> list[Result]:
+def classify(predictor: Engine, reviews: Iterable[Review], threshold: float = 0.5, chunk_size: int = CHUNK_SIZE, **kwargs) -> list[Result]:
     """Classify reviews; return one result per review, in input order (see ``classify_chunks``)."""
-    return [r for chunk in classify_chunks(predictor, reviews, threshold, batch_size, **kwargs) for r in chunk]
+    return [r for chunk in classify_chunks(predictor, reviews, threshold, chunk_size, **kwargs) for r in chunk]
 
 
 def gather_reviews(arguments: list[str], file: str | None, stdin: BinaryIO, text_column: str | None = None) -> Iterator[Review]:
