@@ -177,6 +177,7 @@ def test_train_resume_with_truncated_best_checkpoint_is_one_line_error(interrupt
     assert not run.is_finished()
 
 
+@pytest.mark.slow
 def test_train_resume_with_truncated_model_rewrites_it(interrupted_run, capsys, caplog):
     run, argv = interrupted_run
     run.model.write_bytes(run.checkpoint.read_bytes())  # a model.keras left by an earlier session of this run...
@@ -205,6 +206,7 @@ def test_second_trainer_on_a_run_dir_is_refused_while_the_first_holds_it(tmp_pat
     assert not run.config.exists()
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_does_not_block(tmp_path, capsys, csv_path):
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -214,6 +216,7 @@ def test_stale_lock_of_a_dead_process_does_not_block(tmp_path, capsys, csv_path)
     assert run.is_finished()
 
 
+@pytest.mark.slow
 def test_train_logs_hold_no_keras_data_warnings(tmp_path, capsys, csv_path, caplog):
     with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO"):
         warnings.simplefilter("always")
@@ -223,6 +226,7 @@ def test_train_logs_hold_no_keras_data_warnings(tmp_path, capsys, csv_path, capl
     assert not any("ran out of data" in text for text in shown)
 
 
+@pytest.mark.slow
 def test_train_streams_csv_shards_end_to_end_without_data_warnings(tmp_path, capsys, caplog):
     rows = make_reviews(300)
     for i in range(3):
@@ -320,6 +324,7 @@ def test_predict_damaged_savedmodels(model_copy, capsys):
     assert_one_line_error(code, err, "variables/ folder is missing")
 
 
+@pytest.mark.slow
 def test_predict_savedmodel_with_truncated_variables(model_copy, capsys):
     version = model_copy / "lstm" / "1"
     for data in (version / "variables").glob("variables.data*"):
@@ -436,6 +441,7 @@ def leftovers(root: Path) -> list[str]:
     return [str(p) for p in root.rglob("*") if ".tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_train_on_a_full_disk_is_one_line_naming_the_path_then_the_same_command_resumes(tmp_path, capsys, csv_path, monkeypatch, caplog):
     """ENOSPC while backing up epoch 2: one error line with the path and free space; freed, the run resumes after epoch 1."""
     from sentiment import artifacts

@@ -12,7 +12,8 @@ from sentiment.config import Config
 from sentiment.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+# lstm in the quick suite (wide_lstm trains there in tests/test_litert_engine.py); the other layers with the slow tests.
+@pytest.mark.parametrize("name", [n if n == "lstm" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(models.REGISTRY)])
 def test_every_model_trains_end_to_end(tiny_config, tmp_path, name):
     config = tiny_config(name, epochs=5, learning_rate=0.02, embedding_dropout=0.0, dropout=0.0)
     run_dir = experiment.run(config, tmp_path / name)
@@ -29,6 +30,7 @@ def test_every_model_trains_end_to_end(tiny_config, tmp_path, name):
     assert metrics["validation"]["accuracy"] > 0.6
 
 
+@pytest.mark.slow
 def test_saved_end_to_end_model_reads_raw_text(tiny_config, tmp_path):
     run_dir = experiment.run(tiny_config("lstm", epochs=4, learning_rate=0.02), tmp_path / "run")
     model = keras.saving.load_model(run_dir / "model.keras")
@@ -37,6 +39,7 @@ def test_saved_end_to_end_model_reads_raw_text(tiny_config, tmp_path):
     assert probs[0, 0] > probs[1, 0]
 
 
+@pytest.mark.slow
 def test_finished_run_dir_is_not_overwritten(tiny_config, tmp_path):
     config = tiny_config("simple_rnn", epochs=1)
     run_dir = experiment.run(config, tmp_path / "run")

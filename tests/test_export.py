@@ -91,6 +91,7 @@ def test_next_version_ignores_non_numeric_entries(tmp_path):
     assert export.next_version(tmp_path) == 8
 
 
+@pytest.mark.slow
 def test_wide_model_refit_and_export_round_trip_on_raw_strings(tiny_config, tmp_path):
     """A wide LSTM trained with --refit: refit history, report, and a SavedModel equal to the Keras model."""
     from sentiment import training

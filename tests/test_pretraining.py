@@ -94,6 +94,7 @@ def test_held_out_reviews_never_reach_pretraining(lm_config, tmp_path):
     assert texts == splits.train.texts + ["an unlabelled line about a film"]
 
 
+@pytest.mark.slow
 def test_classifier_starts_from_the_encoder_and_the_report_says_so(lm_config, tmp_path):
     config = dataclasses.replace(lm_config, readout="max", epochs=1, pretrain_epochs=1, max_len=16)
     training.seed_everything(0)

@@ -78,6 +78,7 @@ def shuffled(task: probes.ProbeTask) -> probes.ProbeTask:
     ("interference", "gru", 5, 200),
     ("adding", "gru", 6, 500),
 ])
+@pytest.mark.slow
 def test_each_task_is_solved_at_a_tiny_length_and_never_on_shuffled_targets(task_name, model, length, budget, monkeypatch):
     task = dataclasses.replace(probes.TASKS[task_name], budget=budget)
     seeded = []

@@ -21,6 +21,7 @@ class RecordStart(keras.callbacks.Callback):
         self.epochs.append(epoch)
 
 
+@pytest.mark.slow
 def test_same_config_twice_gives_same_validation_metrics(tiny_config, tmp_path):
     config = tiny_config("lstm", epochs=2)
     histories = []
@@ -63,6 +64,7 @@ def run_straight_and_killed(config, tmp_path, kill_at: int) -> tuple[RunDir, Run
     return straight, resumed
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_config, tmp_path):
     """Seeded per-epoch shuffles and restored optimizer and dropout RNG state: a resumed CPU run is the same run."""
     straight, resumed = run_straight_and_killed(tiny_config("lstm", epochs=4, patience=9, lr_decay=0.7), tmp_path, kill_at=2)
@@ -109,6 +111,7 @@ def test_resumed_early_stopping_keeps_its_patience(tmp_path):
     assert stopper.model.stop_training
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("patience", [0])
 def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tiny_config, tmp_path, patience):
     """One rule for both: --patience 0 means stop at the first epoch without improvement, resumed or not."""
@@ -136,6 +139,7 @@ class CrashAtTrainEnd(keras.callbacks.Callback):
         raise KeyboardInterrupt("simulated kill")
 
 
+@pytest.mark.slow
 def test_run_killed_after_training_is_not_retrained(tiny_config, tmp_path, caplog):
     config = tiny_config("lstm", epochs=2)
     run_dir = RunDir(tmp_path / "run")
@@ -158,6 +162,7 @@ def test_bad_data_leaves_no_run_dir(tiny_config, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_xla_training_really_compiles_and_trains(tiny_config, tmp_path, monkeypatch):
     """jit_compile=on: Keras really compiles with XLA (op determinism off, as train.py sets it) and the run trains."""
     from sentiment import artifacts, models
