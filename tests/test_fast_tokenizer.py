@@ -212,6 +212,16 @@ def test_generated_unicode_soup_gives_the_in_graph_ids():
     assert_same_ids(texts, 12, "head", size=200, ngram_size=400)
 
 
+def test_quote_runs_are_stripped_exactly_as_the_regex_strips_them():
+    """strip_quotes finds from the quote runs what the regex's left-to-right scan replaces (it consumes spaces, so order matters)."""
+    rng = np.random.default_rng(2)
+    pieces = ["'", "''", " ", "\t", "\n", "\x0b", "a", "b", "x y", "don't"]
+    texts = ["", "'", "' '", "x' 'y", "'a' 'b'", "a''", "''a", "a ' b", "it's", " 'tis "]
+    texts += ["".join(rng.choice(pieces, size=int(rng.integers(0, 14)))) for _ in range(20_000)]
+    for text in texts:
+        assert fast_tokenizer.strip_quotes(text) == fast_tokenizer._QUOTES.sub(" ", text), repr(text)
+
+
 def test_has_words_is_standardize_not_being_empty():
     """The shortcut never claims words standardize would not leave (tags hiding letters, upper-case tags, NUL)."""
     rng = np.random.default_rng(1)

@@ -36,6 +36,7 @@ _TAGS = re.compile("<[^>]*>")
 _MARKS = re.compile("([!?])")
 _QUOTES = re.compile(f"(?:^|[{SPACE}])'+|'+(?:[{SPACE}]|\\Z)")
 _SPACES = re.compile(f"[{SPACE}]+")
+_QUOTE_RUNS = re.compile("'+")
 _ASCII_WORD = re.compile("[a-z0-9!?]")  # characters every later step of standardize keeps
 
 
@@ -132,7 +133,29 @@ def standardize_but_spaces(text: str) -> str:
     text = _TAGS.sub(" ", text)
     text = _MARKS.sub(r" \1 ", text)
     text = text.translate(_WORDS)
-    return _QUOTES.sub(" ", text) if "'" in text else text
+    return strip_quotes(text) if "'" in text else text
+
+
+def strip_quotes(text: str) -> str:
+    """``_QUOTES.sub(" ", text)``, found from the quote runs alone (the regex tries every position: ~80 µs a review).
+
+    The regex, scanned left to right, replaces a run of quotes at the very start, or preceded by a
+    whitespace character (the character goes too), or followed by one (it goes too) or by the end.
+    """
+    out, done = [], 0  # done: where the regex's scan has got to (the end of the last match)
+    for run in _QUOTE_RUNS.finditer(text):
+        start, end = run.span()
+        if start - 1 >= done and text[start - 1] in SPACE:  # matched one character earlier, from the space
+            start -= 1
+        elif start == done == 0:  # "^'+"
+            pass
+        elif end < len(text) and text[end] in SPACE:
+            end += 1
+        elif end != len(text):  # inside a word: no match anywhere in this run
+            continue
+        out += [text[done:start], " "]
+        done = end
+    return "".join(out) + text[done:]
 
 
 def tokenize(text: str) -> list[str]:
