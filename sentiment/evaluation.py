@@ -26,7 +26,7 @@ from sentiment.rundir import RunDir
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[list[str]], np.ndarray]  # raw reviews → P(positive) float32 [n]
-EXPLAINED_REVIEWS = 100  # reviews whose occlusion reasons are summed into the report's strongest phrases
+EXPLAINED_REVIEWS = 50  # reviews whose occlusion reasons are summed into the report's strongest phrases (~2n texts scored each)
 EXPLAINED_REASONS = 3  # reasons each way per explained review
 STRONGEST_PHRASES = 10  # phrases each way in the report
 SPLITS = ("test", "validation", "train", "all")

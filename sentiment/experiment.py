@@ -236,7 +236,8 @@ def raw_text_scorer(end_to_end: keras.Model, temperature: float) -> evaluation.S
     """The end-to-end model as the export will answer: raw reviews → calibrated P(positive) float32 [n]."""
 
     def score(texts: list[str]) -> np.ndarray:
-        return calibration.apply_temperature(keras.ops.convert_to_numpy(end_to_end(tf.constant(texts), training=False)).reshape(-1), temperature)
+        # predict, not a call: one traced graph is ~6x faster than eager calls on the thousands of texts occlusion scores.
+        return calibration.apply_temperature(end_to_end.predict(tf.constant(texts), batch_size=256, verbose=0).reshape(-1), temperature)
 
     return score
 
