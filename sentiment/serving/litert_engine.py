@@ -27,6 +27,7 @@ import importlib.util
 import multiprocessing
 import multiprocessing.pool
 import os
+import signal
 from pathlib import Path
 from typing import Callable
 
@@ -241,7 +242,8 @@ class LiteRTPredictor:
         if self._pool is None:
             global _WORKER_CLASSIFIER
             _WORKER_CLASSIFIER = self.classifier
-            self._pool = multiprocessing.get_context("fork").Pool(self.workers)
+            # Ctrl-C is the parent's to handle (one "interrupted" line; it stops the workers): they ignore it.
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
         return self._pool
 
     def close(self) -> None:
