@@ -105,18 +105,19 @@ def main(argv: list[str]) -> int:
     bar = cli.progress_bar(None, enabled=streamed and sys.stderr.isatty())
     started, classified, header = time.perf_counter(), 0, True
     threshold = predictor.threshold if args.threshold is None else args.threshold
-    for chunk in reading.classify_chunks(predictor, reviews, threshold, args.batch_size, bar.update, explain=args.explain):
-        for line in reading.format_results(chunk, args.format, header, explain=bool(args.explain)):
-            print(line)
-        header = False
-        for result in chunk:
-            if result.error and args.format == "text":
-                print(f"skipped {result.review.source}: {result.error}", file=sys.stderr)
-        classified += sum(result.error is None for result in chunk)
-        sys.stdout.flush()  # rows appear as each chunk is done, also through a pipe
-    seconds = time.perf_counter() - started
-    bar.close()
-    if hasattr(predictor, "close"):
+    try:
+        for chunk in reading.classify_chunks(predictor, reviews, threshold, args.batch_size, bar.update, explain=args.explain):
+            for line in reading.format_results(chunk, args.format, header, explain=bool(args.explain)):
+                print(line)
+            header = False
+            for result in chunk:
+                if result.error and args.format == "text":
+                    print(f"skipped {result.review.source}: {result.error}", file=sys.stderr)
+            classified += sum(result.error is None for result in chunk)
+            sys.stdout.flush()  # rows appear as each chunk is done, also through a pipe
+        seconds = time.perf_counter() - started
+    finally:
+        bar.close()
         predictor.close()
     if args.verbose:
         print(f"model {predictor.path} ({predictor.engine}): {classified} reviews in {seconds:.2f} s "

@@ -23,6 +23,11 @@ EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before tak
 IDENTITY = {"method": "none", "temperature": 1.0, "threshold": 0.5, "target": "0.5"}
 
 
+def carried(record: dict) -> dict:
+    """The calibration a run's metrics.json or an export's metadata.json carries; the identity for those made before calibration."""
+    return record.get("calibration") or IDENTITY
+
+
 def to_logits(probs: np.ndarray) -> np.ndarray:
     """Return log(p / (1 - p)) float64 [n], clipped so 0 and 1 stay finite."""
     p = np.clip(np.asarray(probs, np.float64), EPSILON, 1 - EPSILON)

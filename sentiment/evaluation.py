@@ -41,6 +41,16 @@ def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray
     return labels, np.asarray(probs, dtype=np.float32).reshape(-1)
 
 
+def model_scorer(model: keras.Model, temperature: float = 1.0) -> Scorer:
+    """An end-to-end model (raw strings in) as a Scorer, calibrated by ``temperature`` as its export will be."""
+
+    def score(texts: list[str]) -> np.ndarray:
+        # predict, not a call: one traced graph is ~6x faster than eager calls on thousands of texts.
+        return calibration.apply_temperature(model.predict(tf.constant(texts), batch_size=256, verbose=0).reshape(-1), temperature)
+
+    return score
+
+
 def score_in_length_order(score_batch: Scorer, texts: list[str], batch_size: int = 128) -> np.ndarray:
     """Score raw texts in batches of similar length (less padding), returned in the original order."""
     order = np.argsort([len(t) for t in texts], kind="stable")
@@ -68,27 +78,22 @@ def explain_predictions(scorer: Scorer, reviews: Split, probs: np.ndarray, thres
     """Occlusion over a sample of reviews: the phrases that move the model most in total, and the reasons behind its worst mistakes."""
     started = time.perf_counter()
     sample = np.random.default_rng(seed).permutation(len(reviews))[:EXPLAINED_REVIEWS]
+    worst = metrics.confident_mistake_indices(reviews.labels, probs, threshold=threshold)
+    # The reviews' tokens as the model reads them, standardized in one call rather than one per review.
+    tokens = [t.split() for t in preprocessing.standardize_texts([reviews.texts[i] for i in [*sample, *worst]])]
+    why = [explanation.explain(scorer, review, k=EXPLAINED_REASONS) for review in tokens]
     totals: dict[tuple[str, bool], list[float]] = {}
-    for i in sample:
-        why = explanation.explain(scorer, review_tokens(reviews.texts[i]), k=EXPLAINED_REASONS)
-        for reason in why["positive"] + why["negative"]:
-            totals.setdefault((reason.phrase, reason.weight > 0), []).append(reason.weight)
+    for reason in (r for w in why[: len(sample)] for r in w["positive"] + w["negative"]):
+        totals.setdefault((reason.phrase, reason.weight > 0), []).append(reason.weight)
     strongest = {side: [{"phrase": phrase, "total_weight": round(sum(w), 3), "reviews": len(w)}
                         for (phrase, positive), w in sorted(totals.items(), key=lambda kv: -abs(sum(kv[1])))
                         if positive == (side == "positive")][:STRONGEST_PHRASES]
                  for side in ("positive", "negative")}
-    mistakes = []
-    for i in metrics.confident_mistake_indices(reviews.labels, probs, threshold=threshold):
-        why = explanation.explain(scorer, review_tokens(reviews.texts[i]), k=EXPLAINED_REASONS)
-        mistakes.append({"label": "positive" if reviews.labels[i] else "negative", "probability": round(float(probs[i]), 4),
-                         "why": {side: [[r.phrase, round(r.weight, 3)] for r in why[side]] for side in ("positive", "negative")}})
+    mistakes = [{"label": "positive" if reviews.labels[i] else "negative", "probability": round(float(probs[i]), 4),
+                 "why": {side: [[r.phrase, round(r.weight, 3)] for r in w[side]] for side in ("positive", "negative")}}
+                for i, w in zip(worst, why[len(sample) :])]
     log.info("explained %d reviews and %d mistakes in %.1f s", len(sample), len(mistakes), time.perf_counter() - started)
     return {"reviews": len(sample), "strongest": strongest, "mistakes": mistakes}
-
-
-def review_tokens(text: str) -> list[str]:
-    """A review's tokens as the model reads them (after standardization)."""
-    return preprocessing.standardize_texts([text])[0].split()
 
 
 def select_split(splits: Splits, split: str) -> Split:

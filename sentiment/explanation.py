@@ -18,8 +18,9 @@ from typing import Callable
 
 import numpy as np
 
+from sentiment.calibration import to_logits
+
 Scorer = Callable[[list[str]], np.ndarray]  # raw reviews → P(positive) float32 [n]
-EPSILON = 1e-7
 INTERACTION = 0.5  # a pair replaces its words when its deletion differs from theirs by this share of their weights
 
 
@@ -32,18 +33,12 @@ class Reason:
     start: int  # its first token's position in the review's tokens
 
 
-def logit(probs: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)) float64, finite at 0 and 1."""
-    p = np.clip(np.asarray(probs, np.float64).reshape(-1), EPSILON, 1 - EPSILON)
-    return np.log(p) - np.log1p(-p)
-
-
 def occlusion_weights(score: Scorer, tokens: list[str], batch_size: int = 256) -> tuple[float, np.ndarray, np.ndarray]:
     """Return the logit of the whole review, and the logit drops from deleting each word [n] and each adjacent pair [n - 1]."""
     variants = [" ".join(tokens)]
     variants += [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
     variants += [" ".join(tokens[:i] + tokens[i + 2 :]) for i in range(len(tokens) - 1)]
-    logits = np.concatenate([logit(score(variants[i : i + batch_size])) for i in range(0, len(variants), batch_size)])
+    logits = np.concatenate([to_logits(np.reshape(score(variants[i : i + batch_size]), -1)) for i in range(0, len(variants), batch_size)])
     full, n = logits[0], len(tokens)
     return float(full), full - logits[1 : n + 1], full - logits[n + 1 :]
 

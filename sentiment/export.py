@@ -178,7 +178,7 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
 
 def calibration_of(metrics: dict) -> dict:
     """The temperature and threshold a run's metrics.json carries (none before calibration existed: the identity)."""
-    found = metrics.get("calibration") or calibration.IDENTITY
+    found = calibration.carried(metrics)
     return {k: found[k] for k in ("method", "temperature", "threshold", "target")}
 
 
@@ -192,18 +192,10 @@ def recalibrate(version_dir: str | Path, data: str | None = None) -> Path:
     from sentiment import evaluation, preprocessing
 
     path = Path(version_dir)
-    loaded = litert_export.load_savedmodel(path)
-    metadata = artifacts.read_json(path / METADATA_FILE) if (path / METADATA_FILE).is_file() else {}
-    if not isinstance(metadata.get("config"), dict):
-        raise ModelError(f"{path} has no training config in {METADATA_FILE}")
-    config = Config.from_dict(metadata["config"])
-    vocabulary, ngram_vocabulary = litert_export.savedmodel_vocabularies(loaded, config, path)
+    loaded, metadata, config, vocabulary, ngram_vocabulary = litert_export.read_version(path)
     model = models.build_end_to_end(litert_export.savedmodel_classifier(loaded, config, path),
                                     preprocessing.make_preprocessor(config, vocabulary, ngram_vocabulary))
-
-    def score(texts: list[str]) -> np.ndarray:
-        return keras.ops.convert_to_numpy(model(tf.constant(texts), training=False)).reshape(-1)
-
+    score = evaluation.model_scorer(model)  # uncalibrated
     check_rebuilt(score, loaded, metadata, litert_export.probe_reviews(vocabulary, ngram_vocabulary, config.max_len), path)
     splits = preprocessing.load_clean_splits(dataclasses.replace(config, data=data or config.data, max_examples=0))
     log.info("calibrating on %d validation reviews of %s", len(splits.validation), data or config.data)
@@ -218,7 +210,7 @@ def recalibrate(version_dir: str | Path, data: str | None = None) -> Path:
 
 def check_rebuilt(score: Callable[[list[str]], np.ndarray], loaded: object, metadata: dict, reviews: list[str], path: Path) -> None:
     """Raise a ModelError unless the rebuilt model, calibrated as the export was, answers as its SavedModel does."""
-    temperature = float((metadata.get("calibration") or calibration.IDENTITY)["temperature"])
+    temperature = float(calibration.carried(metadata)["temperature"])
     expected = loaded.signatures[SIGNATURE](text=tf.constant(reviews))["probability"].numpy()
     difference = float(np.max(np.abs(calibration.apply_temperature(score(reviews), temperature) - expected)))
     if not difference <= 1e-4:

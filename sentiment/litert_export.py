@@ -198,6 +198,20 @@ def add_litert(version_dir: str | Path) -> Path:
     SavedModel, the config from its metadata.json; the run that made it is not needed.
     """
     path = Path(version_dir)
+    loaded, metadata, config, vocabulary, ngram_vocabulary = read_version(path)
+    serve = loaded.signatures[SIGNATURE]
+
+    def reference(texts: list[str]) -> np.ndarray:
+        return serve(text=tf.constant(texts))["probability"].numpy()
+
+    truncate = metadata["config"].get("truncate", "head")  # older exports read the head, as prediction.Predictor assumes
+    temperature = float(calibration.carried(metadata)["temperature"])  # the signature applies it
+    return add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference,
+                            temperature)
+
+
+def read_version(path: Path) -> tuple[object, dict, Config, list[str], list[str] | None]:
+    """Open an exported version by itself: its loaded SavedModel, metadata, training config and vocabularies (ModelError if it is none)."""
     if not (path / "saved_model.pb").is_file():
         raise ModelError(f"{path} is not an exported model (no saved_model.pb)")
     metadata = artifacts.read_json(path / METADATA_FILE) if (path / METADATA_FILE).is_file() else {}
@@ -205,16 +219,7 @@ def add_litert(version_dir: str | Path) -> Path:
         raise ModelError(f"{path} has no training config in {METADATA_FILE}")
     config = Config.from_dict(metadata["config"])
     loaded = load_savedmodel(path)
-    vocabulary, ngram_vocabulary = savedmodel_vocabularies(loaded, config, path)
-    serve = loaded.signatures[SIGNATURE]
-
-    def reference(texts: list[str]) -> np.ndarray:
-        return serve(text=tf.constant(texts))["probability"].numpy()
-
-    truncate = metadata["config"].get("truncate", "head")  # older exports read the head, as prediction.Predictor assumes
-    temperature = float((metadata.get("calibration") or calibration.IDENTITY)["temperature"])  # the signature applies it
-    return add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference,
-                            temperature)
+    return (loaded, metadata, config, *savedmodel_vocabularies(loaded, config, path))
 
 
 def load_savedmodel(path: Path) -> object:

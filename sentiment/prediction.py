@@ -49,7 +49,10 @@ class Predictor:
         # Which end of a long review the model reads (older exports: the head).
         self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
         # The signature returns calibrated probabilities and labels at this threshold (exports before calibration: 0.5).
-        self.threshold = float((self.metadata.get("calibration") or calibration.IDENTITY)["threshold"])
+        self.threshold = float(calibration.carried(self.metadata)["threshold"])
+
+    def close(self) -> None:
+        """Nothing to stop (the LiteRT engine's face has worker processes to stop)."""
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Return P(positive) float32 [n] for raw review strings."""
@@ -61,24 +64,16 @@ class Predictor:
 
 def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str, float]:
     """Return a raw-text scorer (calibrated), the model's training config, a display name and its threshold, for a run dir or an exported model."""
-    import tensorflow as tf
-
-    from sentiment import models
+    from sentiment import evaluation, models
 
     run = RunDir(Path(spec))
     if run.config.exists() and not run.model.exists() and not (run.path / "saved_model.pb").exists():
         raise ModelError(f"{spec} is a training run that did not finish (no model.keras yet); "
                          "rerun its train.py command with the same --run-dir to resume it")
     if run.model.exists() and run.config.exists():
-        model = models.load_model(run.model)
-        calibrated = (read_json(run.metrics).get("calibration") if run.metrics.exists() else None) or calibration.IDENTITY
-        temperature = calibrated["temperature"]
-
-        def score(texts: list[str]) -> np.ndarray:
-            """The run's model, calibrated as its export will be."""
-            return calibration.apply_temperature(model.predict(tf.constant(texts), verbose=0).reshape(-1), temperature)
-
-        return score, run.load_config(), f"run {spec}", float(calibrated["threshold"])
+        calibrated = calibration.carried(read_json(run.metrics) if run.metrics.exists() else {})
+        scorer = evaluation.model_scorer(models.load_model(run.model), calibrated["temperature"])
+        return scorer, run.load_config(), f"run {spec}", float(calibrated["threshold"])
     predictor = Predictor(resolve_model(spec, models_dir))
     if "config" not in predictor.metadata:
         raise ModelError(f"{predictor.path} has no training config in its metadata")

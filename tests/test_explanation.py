@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_reviews, run_entry
-from sentiment import explanation
+from sentiment import calibration, explanation
 from sentiment.serving import exports, fast_tokenizer, litert_engine
 
 WEIGHTS = {"great": 2.0, "fine": 0.5, "boring": -1.5, "not": 0.0, "good": 1.0}
@@ -52,7 +52,7 @@ def predictor(saved_model):
 def test_the_tokens_explained_are_the_review_the_model_scored(predictor):
     for text, _ in make_reviews(6, seed=3):
         whole = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(text), k=1)["logit"]
-        assert whole == pytest.approx(float(explanation.logit(predictor.probabilities([text]))[0]), abs=1e-4)
+        assert whole == pytest.approx(float(calibration.to_logits(predictor.probabilities([text]))[0]), abs=1e-4)
 
 
 def test_deleting_the_top_reasons_moves_the_prediction_more_than_deleting_random_words(predictor):
@@ -65,9 +65,9 @@ def test_deleting_the_top_reasons_moves_the_prediction_more_than_deleting_random
         side = why["positive"] if why["logit"] > 0 else why["negative"]  # what drove the label it got
         drop = {r.start + j for r in side for j in range(len(r.phrase.split()))}
         kept = lambda gone: " ".join(t for i, t in enumerate(tokens) if i not in gone)  # noqa: E731
-        top_moves.append(abs(why["logit"] - explanation.logit(predictor.probabilities([kept(drop)]))[0]))
+        top_moves.append(abs(why["logit"] - calibration.to_logits(predictor.probabilities([kept(drop)]))[0]))
         draws = [set(rng.choice(len(tokens), size=len(drop), replace=False).tolist()) for _ in range(10)]
-        random_moves.append(np.mean(np.abs(why["logit"] - explanation.logit(predictor.probabilities([kept(d) for d in draws])))))
+        random_moves.append(np.mean(np.abs(why["logit"] - calibration.to_logits(predictor.probabilities([kept(d) for d in draws])))))
     assert np.mean(top_moves) > 2 * np.mean(random_moves)
     assert np.mean(np.array(top_moves) > np.array(random_moves)) >= 0.8
 

@@ -211,7 +211,7 @@ class LiteRTPredictor:
         self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
         self.classifier = load_classifier(self.path / LITERT_DIR)
         # The SavedModel's signature applies these in its graph; here they are applied as it does.
-        calibrated = self.metadata.get("calibration") or calibration.IDENTITY
+        calibrated = calibration.carried(self.metadata)
         self.temperature, self.threshold = float(calibrated["temperature"]), float(calibrated["threshold"])
         self.workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
         self._pool = None

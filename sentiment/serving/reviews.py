@@ -43,6 +43,9 @@ class Engine(Protocol):
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Return P(positive) per review."""
 
+    def close(self) -> None:
+        """Release what the engine started (worker processes)."""
+
 
 @dataclasses.dataclass
 class Review:
@@ -142,7 +145,7 @@ def csv_review(record: list[str], header: list[str], where: int, line: int, path
     if len(record) != len(header):  # still a row, with every column (empty), so the output's columns never shift
         return Review("", line, path, problem=f"{len(record)} fields where the header has {len(header)}", columns=dict.fromkeys(names, ""))
     values = [value for i, value in enumerate(record) if i != where]
-    for name, value in [*zip(header, record)]:
+    for name, value in zip(header, record):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as e:
@@ -236,19 +239,19 @@ def classify(predictor: Engine, reviews: Iterable[Review], threshold: float = 0.
 
 def gather_reviews(arguments: list[str], file: str | None, stdin: BinaryIO, text_column: str | None = None) -> Iterator[Review]:
     """Stream reviews from command-line arguments, ``-`` (stdin, one per line) and a file (one per line, or CSV records)."""
-    if not [a for a in arguments if a != "-"] and "-" not in arguments and not file:
+    if not arguments and not file:
         raise SentimentError("no reviews given: pass them as arguments, with --file, or '-' for stdin")
-    if text_column and not (file and is_csv(file)):
+    csv_file = bool(file) and is_csv(file)
+    if text_column and not csv_file:
         raise SentimentError("--text-column names a column of a CSV --file (a .csv or .csv.gz file)")
-    handle = open_file(file) if file and not is_csv(file) else None
-    csv_reviews = read_csv(file, text_column or "text") if file and is_csv(file) else iter(())
-    if file and is_csv(file):
-        csv_reviews = peek(csv_reviews)  # a missing column is reported before anything runs
+    if csv_file:
+        from_file = peek(read_csv(file, text_column or "text"))  # a missing column is reported before anything runs
+    else:
+        from_file = read_lines(open_file(file), file) if file else ()
     return itertools.chain(
         (argument_review(i, text) for i, text in enumerate(arguments, start=1) if text != "-"),
         read_lines(stdin, "stdin") if "-" in arguments else (),
-        read_lines(handle, file) if handle else (),
-        csv_reviews,
+        from_file,
     )
 
 
