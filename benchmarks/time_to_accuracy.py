@@ -1,6 +1,6 @@
-"""Time to accuracy on CPU: the LSTM and wide-and-deep recipes, their fast variants, and keras-io's BiLSTM, on one split.
+"""Time to accuracy on CPU: the LSTM and wide-and-deep recipes, their fast variants, keras-io's BiLSTM and the cheap anchors, on one split.
 
-    python benchmarks/time_to_accuracy.py --data imdb_train.csv.gz [--max-examples 0]
+    python benchmarks/time_to_accuracy.py --data imdb_train.csv.gz [--max-examples 0] [--only wide]
 
 Each recipe trains through this project's pipeline on the same train/validation reviews
 (seed 42). Prints one row per recipe: training wall time (learning the vocabularies, then
@@ -8,7 +8,11 @@ fit with validation; data loading and test evaluation excluded), epochs, best va
 accuracy, the validation accuracy of the model the run keeps (early stopping restores the
 lowest validation loss), and the time until validation accuracy first came within 0.3
 points of a reference recipe's best: today's LSTM recipe for the LSTM rows and keras-io,
-the shipped wide_lstm recipe for the wide rows. Run it on an idle machine.
+the shipped wide_lstm recipe for the wide rows. A second table is the cost of each model: its
+training time next to its validation and test accuracy (95% bootstrap interval), with the
+anchors fitted on the same training reviews: TF-IDF + LR, NBSVM-bi and (if the optional
+``fasttext`` package is installed: pip install fasttext-wheel) fastText with bigrams.
+Run it on an idle machine.
 """
 
 import argparse
@@ -46,15 +50,18 @@ RECIPES = {
     "lstm, batch 256, lr 2e-3": {"model": "lstm", "jit_compile": "off", "batch_size": 256, "learning_rate": 2e-3},
     "lstm, batch 256, lr 2e-3, XLA": {"model": "lstm", "jit_compile": "on", "batch_size": 256, "learning_rate": 2e-3},
     WIDE_REFERENCE: {"recipe": "wide_lstm_v1.json"},
-    "wide_lstm (its preset: last 256 tokens, batch 128, lr 2e-3, ≤ 3 epochs)": {"model": "wide_lstm"},
+    "wide_lstm v2 (configs/wide_lstm_v2.json: last 256 tokens, batch 128, lr 2e-3, ≤ 3 epochs)": {"recipe": "wide_lstm_v2.json"},
+    "wide_lstm (its preset, v3: v2 for one epoch)": {"model": "wide_lstm"},
+    "wide (wide_lstm without its LSTM: the n-gram branch alone)": {"model": "wide"},
+    "lstm (configs/lstm_len800.json, the shipped recurrent-only recipe)": {"recipe": "lstm_len800.json"},
 }
 KERAS_IO = "keras-io BiLSTM (2 epochs, batch 32)"
-REFERENCE = {name: WIDE_REFERENCE if recipe_model(recipe) == "wide_lstm" else LSTM_REFERENCE for name, recipe in RECIPES.items()}
+REFERENCE = {name: WIDE_REFERENCE if recipe_model(recipe).startswith("wide") else LSTM_REFERENCE for name, recipe in RECIPES.items()}
 REFERENCE[KERAS_IO] = LSTM_REFERENCE
 
 
-def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tuple[float, list[dict]]:
-    """Train one project recipe with ``sentiment.experiment.run``; return its preprocessing seconds and per-epoch history."""
+def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tuple[float, list[dict], dict]:
+    """Train one project recipe with ``sentiment.experiment.run``; return its preprocessing seconds, per-epoch history and test metrics."""
     from sentiment import artifacts, experiment, models, training
     from sentiment.config import make_config
 
@@ -62,15 +69,16 @@ def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tup
     config = make_config(fields["model"], data=data, max_examples=max_examples, **{k: v for k, v in fields.items() if k != "model"})
     training.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))  # as train.py does
     run_dir = experiment.run(config, root / f"run-{len(list(root.iterdir()))}", verbose=0)
-    setup = artifacts.read_json(run_dir / "metrics.json")["training"]["preprocessing_seconds"]
-    return setup, training.read_history_file(run_dir / "history.csv")
+    metrics = artifacts.read_json(run_dir / "metrics.json")
+    test = {"accuracy": metrics["accuracy"], "interval": metrics["accuracy_ci95"]}
+    return metrics["training"]["preprocessing_seconds"], training.read_history_file(run_dir / "history.csv"), test
 
 
-def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]]:
+def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict], dict]:
     """keras-io "Bidirectional LSTM on IMDB": Embedding 128, 2×BiLSTM-64, last 200 tokens, batch 32, Adam, 2 epochs."""
     import keras
 
-    from sentiment import preprocessing, training
+    from sentiment import evaluation, metrics, preprocessing, training
     from sentiment.data import batching
     from sentiment.config import make_config
 
@@ -91,7 +99,55 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     history = model.fit(batching.make_train_dataset(splits.train, preprocessor, config, epoch),
                         validation_data=batching.make_eval_dataset(splits.validation, preprocessor, config),
                         epochs=2, callbacks=[training.ShuffleEpoch(epoch), timer], verbose=0)
-    return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))]
+    _, probs = evaluation.predict_dataset(model, batching.make_eval_dataset(splits.test, preprocessor, config))
+    test = {"accuracy": metrics.classification_metrics(splits.test.labels, probs)["accuracy"],
+            "interval": metrics.accuracy_interval(splits.test.labels, probs)}
+    return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))], test
+
+
+def run_anchors(data: str, max_examples: int) -> list[dict]:
+    """Fit the cheap anchors on the recipes' training reviews; return (name, fit seconds, validation and test accuracy) rows."""
+    from sentiment import baseline
+    from sentiment.config import make_config
+
+    config = make_config("wide_lstm", data=data, max_examples=max_examples)
+    rows = []
+    for name in baseline.ANCHORS:
+        report = baseline.run_baseline(config, anchor=name)
+        rows.append({"model": name, "seconds": report["training"]["wall_seconds"], "val_accuracy": report["validation"]["accuracy"],
+                     "test": {"accuracy": report["accuracy"], "interval": report["accuracy_ci95"]}})
+    fasttext_row = run_fasttext(config)
+    return rows + ([fasttext_row] if fasttext_row else [])
+
+
+def run_fasttext(config) -> dict | None:
+    """fastText with bigrams (5 epochs) on the same standardized training reviews, or None without the optional package."""
+    try:
+        import fasttext
+    except ImportError:
+        print("fastText skipped: pip install fasttext-wheel to time it")
+        return None
+    import numpy as np
+
+    from sentiment import metrics, preprocessing
+
+    splits = preprocessing.load_clean_splits(config)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.writelines(f"__label__{y} {t}\n" for t, y in zip(preprocessing.standardize_texts(splits.train.texts), splits.train.labels))
+        f.flush()
+        started = time.perf_counter()
+        model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=5, verbose=0, seed=config.seed, thread=2)
+        seconds = time.perf_counter() - started
+
+    def probabilities(texts: list[str]) -> np.ndarray:
+        labels, probs = model.predict(preprocessing.standardize_texts(texts), k=2)
+        return np.array([p[list(l).index("__label__1")] for l, p in zip(labels, probs)], np.float32)
+
+    test = probabilities(splits.test.texts)
+    return {"model": "fastText, bigrams", "seconds": seconds,
+            "val_accuracy": metrics.classification_metrics(splits.validation.labels, probabilities(splits.validation.texts))["accuracy"],
+            "test": {"accuracy": metrics.classification_metrics(splits.test.labels, test)["accuracy"],
+                     "interval": metrics.accuracy_interval(splits.test.labels, test)}}
 
 
 def time_to(setup: float, history: list[dict], target: float) -> float | None:
@@ -128,14 +184,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a text,label CSV (e.g. imdb_train.csv.gz), aclImdb, or imdb")
     parser.add_argument("--max-examples", type=int, default=0, help="cap on training reviews (0 = all)")
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="train only the recipes whose name contains one of these (their reference recipes always train)")
     args = parser.parse_args()
     cli.setup_logging(verbose=False)
     cli.start_tensorflow_quietly()
+    chosen = [name for name in [*RECIPES, KERAS_IO] if not args.only or any(t in name for t in args.only) or name in REFERENCE.values()]
     with tempfile.TemporaryDirectory() as tmp:
-        histories = {name: run_recipe(recipe, args.data, args.max_examples, Path(tmp)) for name, recipe in RECIPES.items()}
-    histories[KERAS_IO] = run_keras_io_bilstm(args.data, args.max_examples)
+        histories = {name: run_recipe(recipe, args.data, args.max_examples, Path(tmp)) for name, recipe in RECIPES.items() if name in chosen}
+    if KERAS_IO in chosen:
+        histories[KERAS_IO] = run_keras_io_bilstm(args.data, args.max_examples)
+    anchors = run_anchors(args.data, args.max_examples)
     targets = {name: max(row["val_accuracy"] for row in histories[name][1]) - TOLERANCE for name in (LSTM_REFERENCE, WIDE_REFERENCE)}
-    rows = [summarize(name, setup, history, targets) for name, (setup, history) in histories.items()]
+    rows = [summarize(name, setup, history, targets) for name, (setup, history, _) in histories.items()]
     by_name = {r["recipe"]: r for r in rows}
     for name, target in targets.items():
         print(f"target of '{name}' (and of the rows measured against it): validation accuracy ≥ {target:.4f}, its best minus {TOLERANCE * 100:.1f} points")
@@ -148,7 +209,19 @@ def main() -> int:
         print(f"| {r['recipe']} | {r['seconds']:.0f} | {r['epochs']} | {r['val_accuracy']:.4f} | {r['kept']:.4f} | {r['target']:.4f} "
               f"| {seconds(r['to_target'])} | {speedup(base['to_target'], r['to_target'])} | {speedup(base['seconds'], r['seconds'])} "
               f"| {seconds(r['to_lstm_target'])} | {speedup(lstm['to_lstm_target'], r['to_lstm_target'])} |")
+    print_costs(rows, histories, anchors)
     return 0
+
+
+def print_costs(rows: list[dict], histories: dict, anchors: list[dict]) -> None:
+    """Print each model's training time beside its kept model's validation accuracy and its test accuracy, anchors included."""
+    print()
+    print("| model | training time (s) | validation accuracy | test accuracy (95% interval) |")
+    print("| --- | --- | --- | --- |")
+    costs = [{"model": r["recipe"], "seconds": r["seconds"], "val_accuracy": r["kept"], "test": histories[r["recipe"]][2]} for r in rows]
+    for c in costs + anchors:
+        low, high = c["test"]["interval"]
+        print(f"| {c['model']} | {c['seconds']:.0f} | {c['val_accuracy']:.4f} | {c['test']['accuracy']:.4f} ({low:.3f}–{high:.3f}) |")
 
 
 if __name__ == "__main__":

@@ -14,3 +14,7 @@ for fraction in 0.25 0.5 1.0; do
     $py train.py "${recipe[@]}" --pretrain-epochs 2 --pretrain-fraction "$fraction" --data "$data" --run-dir "runs/curve-pre$fraction"
 done
 $py evaluate.py --compare runs/curve-scratch runs/curve-pre{0.25,0.5,1.0} --out docs/comparison/pretraining
+# The 100% encoder's word vectors alone, the recurrent layer fresh (the same encoder: reused, not retrained).
+[ -f runs/curve-pre1.0-embedding/metrics.json ] ||
+  $py train.py "${recipe[@]}" --pretrain-epochs 2 --pretrain-transfer embedding --data "$data" --run-dir runs/curve-pre1.0-embedding
+$py evaluate.py --compare runs/curve-scratch runs/curve-pre1.0-embedding --out docs/comparison/pretraining-embedding

@@ -14,8 +14,13 @@ done
 # tokens, SimpleRNN; each on three seeds (a seed sets the split too), compared with the baseline per seed, then summarized.
 for seed in 42 43 44; do
   suffix=$([ "$seed" = 42 ] || echo "-s$seed")
-  [ -f "runs/wide_lstm_v2$suffix/metrics.json" ] || $py train.py --model wide_lstm --data "$data" --seed "$seed" --run-dir "runs/wide_lstm_v2$suffix"
+  [ -f "runs/wide_lstm_v2$suffix/metrics.json" ] ||
+    $py train.py --config configs/wide_lstm_v2.json --data "$data" --seed "$seed" --run-dir "runs/wide_lstm_v2$suffix"
   $py evaluate.py --compare "runs/wide_lstm_v2$suffix" --out "docs/comparison/wide_lstm_v2/seed-$seed"
+  # Today's preset (v3: v2 for one epoch), paired with the same model without its LSTM (--model wide) and with v2.
+  [ -f "runs/wide_lstm_v3$suffix/metrics.json" ] || $py train.py --model wide_lstm --data "$data" --seed "$seed" --run-dir "runs/wide_lstm_v3$suffix"
+  [ -f "runs/wide$suffix/metrics.json" ] || $py train.py --model wide --data "$data" --seed "$seed" --run-dir "runs/wide$suffix"
+  $py evaluate.py --compare "runs/wide_lstm_v3$suffix" "runs/wide$suffix" "runs/wide_lstm_v2$suffix" --out "docs/comparison/ablation/seed-$seed"
   [ -f "runs/wide_lstm$suffix/metrics.json" ] || $py train.py --config configs/wide_lstm_v1.json --data "$data" --seed "$seed" --run-dir "runs/wide_lstm$suffix"
   [ -f "runs/lstm-len800$suffix/metrics.json" ] || $py train.py --config configs/lstm_len800.json --data "$data" --seed "$seed" --run-dir "runs/lstm-len800$suffix"
   [ -f "runs/simple_rnn$suffix/metrics.json" ] || $py train.py --model simple_rnn --data "$data" --seed "$seed" --run-dir "runs/simple_rnn$suffix"
@@ -23,6 +28,7 @@ for seed in 42 43 44; do
 done
 $py evaluate.py --summarize docs/comparison/seed-42 docs/comparison/seed-43 docs/comparison/seed-44 --out docs/comparison
 $py evaluate.py --summarize docs/comparison/wide_lstm_v2/seed-{42,43,44} --out docs/comparison/wide_lstm_v2
+$py evaluate.py --summarize docs/comparison/ablation/seed-{42,43,44} --out docs/comparison/ablation
 
 $py evaluate.py --compare runs/simple_rnn runs/lstm runs/lstm_chrono runs/gru runs/bilstm --out docs/comparison/architectures
 $py study.py --run simple_rnn=runs/simple_rnn --run lstm=runs/lstm --run lstm_chrono=runs/lstm_chrono --out docs/study

@@ -54,6 +54,13 @@ def table_row(name: str, m: dict) -> dict:
     return row
 
 
+def run_label(run_dir: Path, config: Config, configs: list[Config]) -> str:
+    """Return a run's row name: its model, and when two runs share it, its run dir's name less a ``-s<seed>`` suffix (so seeds summarize together)."""
+    if [c.model for c in configs].count(config.model) == 1:
+        return config.model
+    return f"{config.model} ({run_dir.name.removesuffix(f'-s{config.seed}')})"
+
+
 def paired_test(m: dict, anchor: dict) -> dict | None:
     """McNemar's exact test of a run against an anchor on the same test reviews (None if a report lacks predictions)."""
     mine, theirs = m.get("predictions"), anchor.get("predictions")
@@ -118,8 +125,7 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
     runs = [load_run(Path(d)) for d in run_dirs]
     configs = [c for c, _, _ in runs]
     check_same_split(configs)
-    rows = [table_row(f"{c.model} ({Path(d).name})" if [x.model for x in configs].count(c.model) > 1 else c.model, m)
-            for d, (c, m, _) in zip(run_dirs, runs)]
+    rows = [table_row(run_label(Path(d), c, configs), m) for d, (c, m, _) in zip(run_dirs, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
     for row, (_, m, _) in zip(rows[1:], runs[1:]):  # ablations: each run against the first one listed
         pair = paired_test(m, {**runs[0][1], "model": rows[0]["model"]})

@@ -245,7 +245,7 @@ def build_classifier(config: Config, ngram_idf: np.ndarray | None, encoder: dict
     """Build and compile the classifier, starting its embedding and recurrent layer from ``encoder`` when there is one."""
     classifier = models.compile_model(models.build_model(config, ngram_idf), config)
     if encoder:
-        pretraining.load_encoder(classifier, encoder["encoder"])
+        pretraining.load_encoder(classifier, encoder["encoder"], pretraining.transferred_layers(config))
     return classifier
 
 

@@ -1,7 +1,7 @@
 """The LiteRT twin of an export, in ``<version>/assets.extra/`` (read by ``sentiment.serving.litert_engine``).
 
-The recurrent branch converted with a fixed batch of ``BATCH`` rows and any length, the vocabularies, and a wide
-model's TF-IDF weights; checked against the model on probe reviews before its manifest is
+The recurrent branch converted with a fixed batch of ``BATCH`` rows and any length (none for the n-gram-only
+model), the vocabularies, and a wide model's TF-IDF weights; checked against the model on probe reviews before its manifest is
 written. ``add_litert`` adds a twin to a version exported without one, rebuilding the
 classifier from the SavedModel.
 """
@@ -76,12 +76,15 @@ def write_litert_files(
     from sentiment.preprocessing import save_vocabulary
 
     directory.mkdir(parents=True)
-    (directory / litert_engine.MODEL_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config)))
+    recurrent = models.has_recurrent_part(config)
+    if recurrent:
+        (directory / litert_engine.MODEL_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config)))
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)
     manifest = {
         "format": litert_engine.MANIFEST_FORMAT,
-        "model": litert_engine.MODEL_FILE,
-        "output": "deep_logit" if config.ngram_vocab_size else "probability",
+        # The n-gram-only model has nothing for LiteRT to run: its twin is the tokenizer and the NumPy wide branch.
+        "model": litert_engine.MODEL_FILE if recurrent else None,
+        "output": ("deep_logit" if config.ngram_vocab_size else "probability") if recurrent else None,
         "max_len": config.max_len,
         "truncate": truncate,
         "vocabulary": litert_engine.VOCABULARY_FILE,
@@ -93,7 +96,7 @@ def write_litert_files(
         np.savez(directory / litert_engine.WIDE_FILE, **wide_arrays(classifier))
         manifest.update(ngram_index=litert_engine.NGRAM_INDEX_FILE, wide=litert_engine.WIDE_FILE)
     manifest["batch"] = BATCH
-    names = [manifest[key] for key in ("model", "vocabulary", "ngram_index", "wide") if key in manifest]
+    names = [manifest[key] for key in ("model", "vocabulary", "ngram_index", "wide") if manifest.get(key)]
     manifest["files"] = {name: litert_engine.file_digest(directory / name) for name in names}
     return manifest
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment import artifacts, preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
-from sentiment.config import Config
+from sentiment.config import WIDE_ONLY, Config
 from sentiment.errors import ConfigError, ModelError, first_line
 from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS
 
@@ -91,6 +91,10 @@ REGISTRY: dict[str, RecurrentFactory] = {
     "wide_lstm": _lstm,  # plus the wide branch its preset switches on
 }
 
+def has_recurrent_part(config: Config) -> bool:
+    """Return False for the n-gram-only model, which has no embedding or recurrent layer (nor a LiteRT twin)."""
+    return config.model != WIDE_ONLY
+
 
 def gpu_available() -> bool:
     """Return True when TensorFlow sees at least one GPU."""
@@ -156,10 +160,12 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     With a wide branch the input is a dict: ``token_ids`` as above and ``ngram_ids`` int32
     [batch, n], whose TF-IDF weights are ``ngram_idf`` (float32 [ngram_vocab_size]).
     """
-    if config.model not in REGISTRY:
-        raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(REGISTRY)}")
+    if config.model not in REGISTRY and has_recurrent_part(config):
+        raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join([*REGISTRY, WIDE_ONLY])}")
     dtype = compute_dtype(config)
     token_ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
+    if not has_recurrent_part(config):
+        return build_wide_only(config, token_ids, ngram_idf)
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
@@ -175,6 +181,15 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
     wide_logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
     logit = keras.layers.Add(dtype="float32", name="logit")([deep_logit, wide_logit])
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+    return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
+
+
+def build_wide_only(config: Config, token_ids: keras.KerasTensor, ngram_idf: np.ndarray | None) -> keras.Model:
+    """Build the n-gram branch alone on the wide models' inputs (``token_ids`` is taken and unused, so the pipeline is shared)."""
+    ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
+    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
+    logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
     probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
     return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
 
@@ -247,6 +262,8 @@ def cudnn_eligible(layer: keras.layers.Layer) -> bool:
 def describe_kernel(model: keras.Model) -> str:
     """Say which recurrent kernel training will use on this machine, for the start-up log."""
     cells = recurrent_cells(model)
+    if not cells:
+        return "no recurrent layer"
     if not any(isinstance(c, (keras.layers.LSTM, keras.layers.GRU)) for c in cells):
         return "SimpleRNN: generic kernel (cuDNN has no SimpleRNN path in Keras)"
     if not all(cudnn_eligible(c) for c in cells):

@@ -230,14 +230,20 @@ def save_encoder(model: keras.Model, path: Path) -> None:
     artifacts.write_bytes(path, buffer.getvalue())
 
 
-def load_encoder(model: keras.Model, folder: str | Path) -> None:
-    """Set ``model``'s embedding and recurrent layer to the pretrained encoder's weights; ModelError if they do not fit."""
+def load_encoder(model: keras.Model, folder: str | Path, layers: tuple[str, ...] = ENCODER_LAYERS) -> None:
+    """Set ``model``'s ``layers`` (embedding and recurrent, or the embedding alone) to the pretrained encoder's weights; ModelError if they do not fit."""
     path = encoder_path(Path(folder))
     try:
         with np.load(path, allow_pickle=False) as data:
-            weights = {name: [data[f"{name}/{i}"] for i in range(len(model.get_layer(name).get_weights()))] for name in ENCODER_LAYERS}
+            weights = {name: [data[f"{name}/{i}"] for i in range(len(model.get_layer(name).get_weights()))] for name in layers}
         for name, values in weights.items():
             model.get_layer(name).set_weights(values)
     except (OSError, KeyError, ValueError) as e:
         raise ModelError(f"cannot use the pretrained encoder {path}: {e}") from e
-    log.info("classifier starts from the pretrained encoder %s", folder)
+    log.info("classifier starts from the pretrained encoder %s (%s)", folder, " and ".join(layers))
+
+
+def transferred_layers(config: Config) -> tuple[str, ...]:
+    """Return the encoder layers a classifier takes, as ``config.pretrain_transfer`` says."""
+    # Word vectors alone: a language model's states pooled over a whole review differ little between reviews (README).
+    return ENCODER_LAYERS if config.pretrain_transfer == "encoder" else ("embedding",)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sentiment import artifacts, baseline, comparison, experiment, training
@@ -98,3 +100,13 @@ def test_a_refit_run_is_paired_with_anchors_trained_on_the_same_reviews(two_runs
     assert rows["lstm"]["vs_tfidf_logreg"]["anchor"] == baseline.BASELINE_REFIT
     assert rows["lstm"]["vs_nbsvm_bi"]["anchor"] == "nbsvm_bi_refit"
     assert rows[baseline.BASELINE_REFIT]["val_accuracy"] is None  # it trained on the validation reviews
+
+
+def test_two_runs_of_one_model_are_named_by_run_dir_less_their_seed_suffix_so_seeds_summarize_together():
+    from sentiment.config import make_config
+
+    configs = [make_config("wide_lstm", seed=43), make_config("wide_lstm", seed=43, epochs=1), make_config("wide", seed=43)]
+    assert comparison.run_label(Path("runs/wide_lstm_v2-s43"), configs[0], configs) == "wide_lstm (wide_lstm_v2)"
+    assert comparison.run_label(Path("runs/wide_lstm_1epoch-s43"), configs[1], configs) == "wide_lstm (wide_lstm_1epoch)"
+    assert comparison.run_label(Path("runs/wide-s43"), configs[2], configs) == "wide"  # the only run of its model
+    assert comparison.run_label(Path("runs/a-s42"), configs[0], configs) == "wide_lstm (a-s42)"  # not its own seed: kept

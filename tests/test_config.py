@@ -10,7 +10,7 @@ from sentiment.errors import ConfigError
 
 
 def test_every_registered_model_has_a_preset_and_every_preset_a_model():
-    assert set(PRESETS) == set(models.REGISTRY) and {"lstm", "simple_rnn"} <= set(PRESETS)
+    assert set(PRESETS) == set(models.REGISTRY) | {models.WIDE_ONLY} and {"lstm", "simple_rnn"} <= set(PRESETS)
     assert all(isinstance(preset, dict) for preset in PRESETS.values())
     for preset in PRESETS.values():
         Config.from_dict(preset)  # each preset holds valid Config values

@@ -113,6 +113,27 @@ def test_wide_model_refit_and_export_round_trip_on_raw_strings(tiny_config, tmp_
     np.testing.assert_allclose(fn(text=tf.constant(reviews))["probability"].numpy(), keras_probs, rtol=1e-5, atol=1e-6)
 
 
+def test_the_wide_ablation_model_trains_exports_and_serves_without_a_litert_model(tiny_config, tmp_path):
+    """`--model wide` (no recurrent part) runs the whole product path; its fast twin is the tokenizer and NumPy, no LiteRT model."""
+    from sentiment import prediction
+    from sentiment.serving import exports, litert_engine
+
+    run = experiment.run(tiny_config("wide", ngram_vocab_size=300, epochs=3, learning_rate=0.05), tmp_path / "run", verbose=0)
+    version = export.export_run(run, tmp_path / "models")
+    assert version == tmp_path / "models" / "wide" / "1"
+    assert artifacts.read_json(version / artifacts.METADATA_FILE)["config"]["model"] == "wide"
+    assets = version / artifacts.LITERT_DIR
+    manifest = artifacts.read_json(assets / artifacts.LITERT_MANIFEST)
+    assert manifest["model"] is None and not (assets / litert_engine.MODEL_FILE).exists()
+    assert manifest["check"]["max_abs_difference"] <= litert_engine.TOLERANCE
+    assert exports.choose_engine("auto", version) == "litert"
+    reviews = REVIEWS + ["great wonderful excellent film", "awful terrible boring film"]
+    fast = litert_engine.LiteRTPredictor(version, workers=1).probabilities(reviews)
+    scorer, config, _, _ = prediction.load_scorer("wide", tmp_path / "models")  # through the SavedModel
+    np.testing.assert_allclose(fast, scorer(reviews), atol=litert_engine.TOLERANCE)
+    assert config.model == "wide" and fast[-2] > fast[-1]
+
+
 def test_serving_signature_runs_large_requests_in_chunks(run_dir, tmp_path, monkeypatch):
     """Requests bigger than a chunk (and empty ones) give the same probabilities, in order, as the Keras model."""
     monkeypatch.setattr(export, "SERVING_CHUNK", 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def test_worker_processes_give_what_one_process_gives(saved_model):
     shared.close()
     assert shared._pool is None
     np.testing.assert_array_equal(shared.probabilities(reviews[:10]), one[:10])  # small calls stay in this process
+    assert litert_engine.LiteRTPredictor(version).workers == len(os.sched_getaffinity(0))  # default: one per core
 
 
 def test_wide_branch_in_numpy_equals_the_keras_layers():

@@ -44,6 +44,23 @@ def test_padding_does_not_change_the_prediction(name):
     np.testing.assert_allclose(short, padded, rtol=1e-5, atol=1e-6)
 
 
+def test_the_wide_model_is_the_default_minus_its_recurrent_part():
+    """`wide` keeps wide_lstm's inputs, n-gram layers and recipe; it has no embedding or recurrent layer."""
+    wide, full = (models.build_model(small_config(name)) for name in ("wide", "wide_lstm"))
+    ids = np.array([[5, 6, 7, 0], [8, 0, 0, 0]], dtype=np.int32)
+    out = wide(model_inputs(small_config("wide"), ids)).numpy()
+    assert out.shape == (2, 1) and ((out > 0) & (out < 1)).all()
+    names = {layer.name for layer in wide.layers}
+    assert {"ngram_tfidf", "wide_logit"} <= names and not names & {"embedding", "recurrent", "deep_logit"}
+    assert {layer.name for layer in full.layers} > names - {"ngram_ids", "token_ids"}
+    assert sum(int(np.prod(w.shape)) for w in wide.trainable_weights) == full.get_layer("wide_logit").count_params()
+    differ = {k for k in PRESETS["wide_lstm"] if PRESETS["wide"][k] != PRESETS["wide_lstm"][k]}
+    assert set(PRESETS["wide"]) == set(PRESETS["wide_lstm"]) and differ == {"epochs"}  # same features and batches
+    assert models.describe_kernel(wide) == "no recurrent layer"
+    with pytest.raises(models.ConfigError, match="ngram_vocab_size=0 is invalid: it must be at least 3 for model wide"):
+        small_config("wide", ngram_vocab_size=0)
+
+
 READOUTS = [(name, readout, bidirectional) for name in ("simple_rnn", "lstm") for readout in ("mean", "max", "max_mean")
             for bidirectional in (False, True)] + [("lstm", "last", True), ("wide_lstm", "max_mean", True)]
 

@@ -94,12 +94,15 @@ def load_wide_branch(path: Path) -> WideBranch:
 class LiteRTClassifier:
     """Raw reviews → P(positive) with a LiteRT recurrent branch, the Python tokenizer and (wide models) NumPy."""
 
-    def __init__(self, model_path: Path, tokenizer: fast_tokenizer.Tokenizer, wide: WideBranch | None):
+    def __init__(self, model_path: Path | None, tokenizer: fast_tokenizer.Tokenizer, wide: WideBranch | None):
+        self.tokenizer, self.wide = tokenizer, wide
+        self._interpreter = None
+        if model_path is None:  # the n-gram-only model: no recurrent branch to run
+            return
         if not litert_installed():
             raise SentimentError(f"the LiteRT engine needs the ai-edge-litert package: pip install {PACKAGE}")
         from ai_edge_litert.interpreter import Interpreter
 
-        self.tokenizer, self.wide = tokenizer, wide
         try:
             # One thread: measured, a second one gained at most ~15% on batches and lost on single reviews;
             # the XNNPACK delegate stays on (about 2x faster).
@@ -130,8 +133,10 @@ class LiteRTClassifier:
         review (at least one step: a review without tokens is all padding, as in a SavedModel batch)
         and a short last batch filled with padding rows, whose outputs are dropped.
         """
-        order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         outputs = np.zeros(len(token_ids), np.float64)
+        if self._interpreter is None:  # no recurrent branch: the wide logit is the whole logit
+            return outputs
+        order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         for start in range(0, len(order), self.batch):
             rows = order[start : start + self.batch]
             batch = np.zeros((self.batch, max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
@@ -186,7 +191,9 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
         raise ModelError(f"cannot load LiteRT model {directory}: {first_line(e)}") from e
     if (wide is None) != (tokenizer.words is None):
         raise ModelError(f"cannot load LiteRT model {directory}: a wide branch needs both its n-grams and {WIDE_FILE}")
-    return LiteRTClassifier(directory / manifest["model"], tokenizer, wide)
+    if not manifest.get("model") and wide is None:
+        raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")
+    return LiteRTClassifier(directory / manifest["model"] if manifest.get("model") else None, tokenizer, wide)
 
 
 class LiteRTPredictor:
