@@ -144,19 +144,16 @@ def time_anchors(train_csv: str, reviews: list[str]) -> list[tuple[str, float, f
     started = time.perf_counter()
     tfidf.predict_proba(reviews)
     results.append(("TF-IDF 1-2-gram + LR", fitted, len(reviews) / (time.perf_counter() - started)))
-    try:
-        import fasttext
-    except ImportError:
+    import fasttext_anchor
+
+    if not fasttext_anchor.installed():
         print("fastText skipped: pip install fasttext-wheel to time it")
         return results
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.writelines(f"__label__{y} {' '.join(t.split())}\n" for t, y in zip(texts, labels))
     started = time.perf_counter()
-    model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=5, verbose=0)
+    model = fasttext_anchor.fit(texts, labels)
     fitted = time.perf_counter() - started
-    os.unlink(f.name)
     started = time.perf_counter()
-    model.predict([" ".join(r.split()) for r in reviews])
+    fasttext_anchor.probabilities(model, reviews)
     results.append(("fastText, bigrams", fitted, len(reviews) / (time.perf_counter() - started)))
     return results
 

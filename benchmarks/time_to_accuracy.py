@@ -121,31 +121,21 @@ def run_anchors(data: str, max_examples: int) -> list[dict]:
 
 
 def run_fasttext(config) -> dict | None:
-    """fastText with bigrams (5 epochs) on the same standardized training reviews, or None without the optional package."""
-    try:
-        import fasttext
-    except ImportError:
+    """fastText with bigrams on the same standardized training reviews, or None without the optional package."""
+    import fasttext_anchor
+
+    if not fasttext_anchor.installed():
         print("fastText skipped: pip install fasttext-wheel to time it")
         return None
-    import numpy as np
-
     from sentiment import metrics, preprocessing
 
     splits = preprocessing.load_clean_splits(config)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
-        f.writelines(f"__label__{y} {t}\n" for t, y in zip(preprocessing.standardize_texts(splits.train.texts), splits.train.labels))
-        f.flush()
-        started = time.perf_counter()
-        model = fasttext.train_supervised(f.name, wordNgrams=2, epoch=5, verbose=0, seed=config.seed, thread=2)
-        seconds = time.perf_counter() - started
-
-    def probabilities(texts: list[str]) -> np.ndarray:
-        labels, probs = model.predict(preprocessing.standardize_texts(texts), k=2)
-        return np.array([p[list(l).index("__label__1")] for l, p in zip(labels, probs)], np.float32)
-
-    test = probabilities(splits.test.texts)
+    started = time.perf_counter()
+    model = fasttext_anchor.fit(preprocessing.standardize_texts(splits.train.texts), splits.train.labels, config.seed)
+    seconds = time.perf_counter() - started
+    val, test = (fasttext_anchor.probabilities(model, preprocessing.standardize_texts(s.texts)) for s in (splits.validation, splits.test))
     return {"model": "fastText, bigrams", "seconds": seconds,
-            "val_accuracy": metrics.classification_metrics(splits.validation.labels, probabilities(splits.validation.texts))["accuracy"],
+            "val_accuracy": metrics.classification_metrics(splits.validation.labels, val)["accuracy"],
             "test": {"accuracy": metrics.classification_metrics(splits.test.labels, test)["accuracy"],
                      "interval": metrics.accuracy_interval(splits.test.labels, test)}}
 

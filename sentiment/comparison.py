@@ -9,7 +9,7 @@ import numpy as np
 
 from sentiment import artifacts, baseline, metrics, report, training
 from sentiment.config import Config
-from sentiment.errors import ModelError
+from sentiment.errors import ConfigError, ModelError
 from sentiment.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,10 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
     runs = [load_run(Path(d)) for d in run_dirs]
     configs = [c for c, _, _ in runs]
     check_same_split(configs)
-    rows = [table_row(run_label(Path(d), c, configs), m) for d, (c, m, _) in zip(run_dirs, runs)]
+    labels = [run_label(Path(d), c, configs) for d, c in zip(run_dirs, configs)]
+    if len(set(labels)) < len(labels):
+        raise ConfigError(f"two runs would share a row name ({', '.join(labels)}): give their run directories distinct names")
+    rows = [table_row(label, m) for label, (_, m, _) in zip(labels, runs)]
     histories = {row["model"]: h for row, (_, _, h) in zip(rows, runs)}
     for row, (_, m, _) in zip(rows[1:], runs[1:]):  # ablations: each run against the first one listed
         pair = paired_test(m, {**runs[0][1], "model": rows[0]["model"]})

@@ -17,9 +17,9 @@ TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
 READOUTS = ("last", "mean", "max", "max_mean")  # what the classifier reads from the recurrent layer
 XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with XLA
 DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.distribute)
-STREAM_CHOICES = ("auto", "on", "off")
+STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 WIDE_ONLY = "wide"  # the model that is the n-gram branch alone: no embedding, no recurrent layer (sentiment.models)
-TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.pretraining)  # whether CSV reviews are streamed by tf.data instead of read into memory
+TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.pretraining)
 
 
 def parse_threshold(spec: str) -> tuple[str, float | None]:
@@ -113,6 +113,7 @@ class Config:
             ("test_fraction", 0 <= self.test_fraction < 1, "in [0, 1)"),
             ("max_examples", self.max_examples >= 0, "0 or more"),
             ("pretrain_epochs", self.pretrain_epochs >= 0, "0 or more"),
+            ("pretrain_epochs", self.model != WIDE_ONLY or self.pretrain_epochs == 0, f"0 for model {WIDE_ONLY} (it has no recurrent layer to pretrain)"),
             ("pretrain_fraction", 0 < self.pretrain_fraction <= 1, "in (0, 1]"),
         ]
         for name, ok, expected in checks:

@@ -81,7 +81,7 @@ def explain_predictions(scorer: Scorer, reviews: Split, probs: np.ndarray, thres
     worst = metrics.confident_mistake_indices(reviews.labels, probs, threshold=threshold)
     # The reviews' tokens as the model reads them, standardized in one call rather than one per review.
     tokens = [t.split() for t in preprocessing.standardize_texts([reviews.texts[i] for i in [*sample, *worst]])]
-    why = [explanation.explain(scorer, review, k=EXPLAINED_REASONS) for review in tokens]
+    why = explanation.explain_many(scorer, tokens, k=EXPLAINED_REASONS)
     totals: dict[tuple[str, bool], list[float]] = {}
     for reason in (r for w in why[: len(sample)] for r in w["positive"] + w["negative"]):
         totals.setdefault((reason.phrase, reason.weight > 0), []).append(reason.weight)

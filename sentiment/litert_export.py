@@ -81,7 +81,7 @@ def write_litert_files(
         (directory / litert_engine.MODEL_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config)))
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)
     manifest = {
-        "format": litert_engine.MANIFEST_FORMAT,
+        "format": litert_engine.MANIFEST_FORMAT if recurrent else litert_engine.NUMPY_ONLY_FORMAT,
         # The n-gram-only model has nothing for LiteRT to run: its twin is the tokenizer and the NumPy wide branch.
         "model": litert_engine.MODEL_FILE if recurrent else None,
         "output": ("deep_logit" if config.ngram_vocab_size else "probability") if recurrent else None,

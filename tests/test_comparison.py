@@ -110,3 +110,17 @@ def test_two_runs_of_one_model_are_named_by_run_dir_less_their_seed_suffix_so_se
     assert comparison.run_label(Path("runs/wide_lstm_1epoch-s43"), configs[1], configs) == "wide_lstm (wide_lstm_1epoch)"
     assert comparison.run_label(Path("runs/wide-s43"), configs[2], configs) == "wide"  # the only run of its model
     assert comparison.run_label(Path("runs/a-s42"), configs[0], configs) == "wide_lstm (a-s42)"  # not its own seed: kept
+
+
+def test_runs_that_would_share_a_row_name_are_refused(two_runs, tmp_path):
+    import shutil
+
+    from sentiment.errors import ConfigError
+    from sentiment.rundir import RunDir
+
+    seed = RunDir(two_runs[1]).load_config().seed
+    twins = [tmp_path / "lstm-run", tmp_path / f"lstm-run-s{seed}"]  # both "lstm (lstm-run)" once the seed suffix goes
+    for twin in twins:
+        shutil.copytree(two_runs[1], twin)
+    with pytest.raises(ConfigError, match="share a row name"):
+        comparison.compare(twins, tmp_path / "out", with_baseline=False)

@@ -44,6 +44,20 @@ def test_a_pair_is_reported_when_it_says_more_than_its_words():
     assert explanation.explain(negating_scorer, [], k=3) == {"logit": None, "positive": [], "negative": []}
 
 
+def test_many_reviews_are_explained_with_one_call_as_each_alone():
+    calls = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return negating_scorer(texts)
+
+    reviews = ["the plot was not good at all".split(), [], "a great but boring and fine film".split(), ["great"]]
+    together = explanation.explain_many(counting, reviews, k=2)
+    assert len(calls) == 1 and calls[0] == sum(2 * len(r) for r in reviews if r)  # the review, n words, n - 1 pairs each
+    assert together == [explanation.explain(negating_scorer, r, k=2) for r in reviews]
+    assert explanation.explain_many(counting, [[], []]) == [{"logit": None, "positive": [], "negative": []}] * 2
+
+
 @pytest.fixture(scope="module")
 def predictor(saved_model):
     return litert_engine.LiteRTPredictor(exports.resolve_model("lstm", saved_model))

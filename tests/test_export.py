@@ -113,7 +113,7 @@ def test_wide_model_refit_and_export_round_trip_on_raw_strings(tiny_config, tmp_
     np.testing.assert_allclose(fn(text=tf.constant(reviews))["probability"].numpy(), keras_probs, rtol=1e-5, atol=1e-6)
 
 
-def test_the_wide_ablation_model_trains_exports_and_serves_without_a_litert_model(tiny_config, tmp_path):
+def test_the_wide_ablation_model_trains_exports_and_serves_without_a_litert_model(tiny_config, tmp_path, monkeypatch):
     """`--model wide` (no recurrent part) runs the whole product path; its fast twin is the tokenizer and NumPy, no LiteRT model."""
     from sentiment import prediction
     from sentiment.serving import exports, litert_engine
@@ -125,8 +125,10 @@ def test_the_wide_ablation_model_trains_exports_and_serves_without_a_litert_mode
     assets = version / artifacts.LITERT_DIR
     manifest = artifacts.read_json(assets / artifacts.LITERT_MANIFEST)
     assert manifest["model"] is None and not (assets / litert_engine.MODEL_FILE).exists()
+    assert manifest["format"] == litert_engine.NUMPY_ONLY_FORMAT  # a reader that expects a LiteRT model refuses it
     assert manifest["check"]["max_abs_difference"] <= litert_engine.TOLERANCE
-    assert exports.choose_engine("auto", version) == "litert"
+    monkeypatch.setattr(litert_engine, "litert_installed", lambda: False)
+    assert exports.choose_engine("auto", version) == exports.choose_engine("litert", version) == "litert"  # no ai-edge-litert needed
     reviews = REVIEWS + ["great wonderful excellent film", "awful terrible boring film"]
     fast = litert_engine.LiteRTPredictor(version, workers=1).probabilities(reviews)
     scorer, config, _, _ = prediction.load_scorer("wide", tmp_path / "models")  # through the SavedModel

@@ -59,6 +59,8 @@ def test_the_wide_model_is_the_default_minus_its_recurrent_part():
     assert models.describe_kernel(wide) == "no recurrent layer"
     with pytest.raises(models.ConfigError, match="ngram_vocab_size=0 is invalid: it must be at least 3 for model wide"):
         small_config("wide", ngram_vocab_size=0)
+    with pytest.raises(models.ConfigError, match="pretrain_epochs=2 is invalid: it must be 0 for model wide"):
+        small_config("wide", pretrain_epochs=2)
 
 
 READOUTS = [(name, readout, bidirectional) for name in ("simple_rnn", "lstm") for readout in ("mean", "max", "max_mean")

@@ -37,11 +37,11 @@ def choose_engine(engine: str, path: Path) -> str:
     if engine not in ENGINES:
         raise SentimentError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "litert":
-        if not litert_engine.litert_installed():
+        if not litert_engine.litert_installed() and litert_engine.needs_interpreter(path):
             raise SentimentError(f"--engine litert needs the ai-edge-litert package: pip install {litert_engine.PACKAGE}")
         if not litert_engine.has_litert(path):
             raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
         return engine
-    if engine == "auto" and litert_engine.has_litert(path) and litert_engine.litert_installed():
+    if engine == "auto" and litert_engine.has_litert(path) and (litert_engine.litert_installed() or not litert_engine.needs_interpreter(path)):
         return "litert"
     return "savedmodel"

@@ -4,7 +4,8 @@
 
     classifier.tflite      the recurrent branch on token ids: int32 [batch, time] (any time; batch
                            fixed at conversion, 1 in exports made before batching) →
-                           P(positive), or for a wide model its deep logit [batch, 1]
+                           P(positive), or for a wide model its deep logit [batch, 1]; absent for the
+                           n-gram-only model (``wide``), whose manifest has format 2 and "model": null
     vocabulary.txt         the token vocabulary (as ``preprocessing.save_vocabulary`` writes it)
     ngram_index.npz        wide models: the 1-2-gram vocabulary as word-integer arrays (fast_tokenizer.WordIds);
                            exports made before it have ngram_vocabulary.txt instead
@@ -16,7 +17,8 @@ Reviews are tokenized by ``fast_tokenizer`` (the in-graph preprocessing, in Pyth
 length and run in batches of the model's fixed batch size (a Keras LSTM converts to LiteRT
 builtins only with a fixed batch), each padded to its longest review, so little is padding; a
 wide model's TF-IDF logit is computed here in NumPy. Only NumPy and ``ai_edge_litert`` load, so a
-process classifies one review in a fraction of the SavedModel's start-up time.
+process classifies one review in a fraction of the SavedModel's start-up time (the n-gram-only
+model needs only NumPy).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from sentiment.quiet import native_stderr_silenced
 
 ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 1  # a twin with a LiteRT model; NUMPY_ONLY_FORMAT: the n-gram-only model's, tokenizer and NumPy alone
+NUMPY_ONLY_FORMAT = 2  # new, so older readers refuse it (and fall back to the SavedModel) instead of opening "model": null
 MODEL_FILE = "classifier.tflite"
 VOCABULARY_FILE = "vocabulary.txt"
 NGRAM_VOCABULARY_FILE = "ngram_vocabulary.txt"  # wide models exported before NGRAM_INDEX_FILE
@@ -58,6 +61,14 @@ def litert_installed() -> bool:
 def has_litert(path: Path) -> bool:
     """Return True if the exported version dir ``path`` carries a complete LiteRT model (its manifest)."""
     return (Path(path) / LITERT_DIR / LITERT_MANIFEST).is_file()
+
+
+def needs_interpreter(path: Path) -> bool:
+    """Return False only for a twin that has no LiteRT model to run (the n-gram-only model's): it needs no ai-edge-litert."""
+    try:
+        return read_json(Path(path) / LITERT_DIR / LITERT_MANIFEST).get("model") is not None
+    except (ModelError, OSError, AttributeError):  # missing or unreadable: let loading it say why
+        return True
 
 
 def file_digest(path: Path) -> dict:
@@ -161,8 +172,8 @@ class LiteRTClassifier:
 def read_manifest(directory: Path) -> dict:
     """Read ``litert.json`` of an ``assets.extra`` dir and check every file it lists is there, whole."""
     manifest = read_json(directory / LITERT_MANIFEST)
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise ModelError(f"{directory / LITERT_MANIFEST} is not a LiteRT manifest of format {MANIFEST_FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("format") not in (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT):
+        raise ModelError(f"{directory / LITERT_MANIFEST} is not a LiteRT manifest of format {MANIFEST_FORMAT} or {NUMPY_ONLY_FORMAT}")
     for name, expected in manifest.get("files", {}).items():
         path = directory / name
         if not path.is_file():

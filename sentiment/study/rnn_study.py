@@ -24,7 +24,7 @@ import tensorflow as tf
 from sentiment import artifacts, metrics, models, preprocessing, report
 from sentiment.study import probes
 from sentiment.config import Config
-from sentiment.errors import ModelError
+from sentiment.errors import ConfigError, ModelError
 from sentiment.data.sources import Split
 from sentiment.study.probes import Reseed, reseed_if_given
 from sentiment.rundir import RunDir
@@ -402,6 +402,10 @@ def run_study(run_dirs: dict[str, Path], out_dir: Path, settings: StudySettings 
     """Measure everything, write plots, study.json and study.md into ``out_dir``; return study.md."""
     for run_dir in run_dirs.values():
         RunDir(run_dir).require_finished()
+        config = RunDir(run_dir).load_config()
+        if config.ngram_vocab_size or not models.has_recurrent_part(config):
+            # Gradients are followed from the embedding through the recurrent layer alone: an n-gram branch would bypass it.
+            raise ConfigError(f"{run_dir} holds a {config.model} run; the study compares recurrent-only models (no n-gram branch)")
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     start = clock = time.perf_counter()
