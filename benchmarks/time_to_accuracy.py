@@ -70,8 +70,7 @@ def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tup
     training.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))  # as train.py does
     run_dir = experiment.run(config, root / f"run-{len(list(root.iterdir()))}", verbose=0)
     metrics = artifacts.read_json(run_dir / "metrics.json")
-    test = {"accuracy": metrics["accuracy"], "interval": metrics["accuracy_ci95"]}
-    return metrics["training"]["preprocessing_seconds"], training.read_history_file(run_dir / "history.csv"), test
+    return metrics["training"]["preprocessing_seconds"], training.read_history_file(run_dir / "history.csv"), accuracy_figures(metrics)
 
 
 def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict], dict]:
@@ -100,9 +99,13 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
                         validation_data=batching.make_eval_dataset(splits.validation, preprocessor, config),
                         epochs=2, callbacks=[training.ShuffleEpoch(epoch), timer], verbose=0)
     _, probs = evaluation.predict_dataset(model, batching.make_eval_dataset(splits.test, preprocessor, config))
-    test = {"accuracy": metrics.classification_metrics(splits.test.labels, probs)["accuracy"],
-            "interval": metrics.accuracy_interval(splits.test.labels, probs)}
-    return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))], test
+    return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))], \
+        accuracy_figures(metrics.classification_metrics(splits.test.labels, probs))
+
+
+def accuracy_figures(report: dict) -> dict:
+    """Return a report's test accuracy and its 95% bootstrap interval (metrics.classification_metrics computes both)."""
+    return {"accuracy": report["accuracy"], "interval": report["accuracy_ci95"]}
 
 
 def run_anchors(data: str, max_examples: int) -> list[dict]:
@@ -115,7 +118,7 @@ def run_anchors(data: str, max_examples: int) -> list[dict]:
     for name in baseline.ANCHORS:
         report = baseline.run_baseline(config, anchor=name)
         rows.append({"model": name, "seconds": report["training"]["wall_seconds"], "val_accuracy": report["validation"]["accuracy"],
-                     "test": {"accuracy": report["accuracy"], "interval": report["accuracy_ci95"]}})
+                     "test": accuracy_figures(report)})
     fasttext_row = run_fasttext(config)
     return rows + ([fasttext_row] if fasttext_row else [])
 
@@ -136,8 +139,7 @@ def run_fasttext(config) -> dict | None:
     val, test = (fasttext_anchor.probabilities(model, preprocessing.standardize_texts(s.texts)) for s in (splits.validation, splits.test))
     return {"model": "fastText, bigrams", "seconds": seconds,
             "val_accuracy": metrics.classification_metrics(splits.validation.labels, val)["accuracy"],
-            "test": {"accuracy": metrics.classification_metrics(splits.test.labels, test)["accuracy"],
-                     "interval": metrics.accuracy_interval(splits.test.labels, test)}}
+            "test": accuracy_figures(metrics.classification_metrics(splits.test.labels, test))}
 
 
 def time_to(setup: float, history: list[dict], target: float) -> float | None:

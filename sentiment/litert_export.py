@@ -76,7 +76,7 @@ def write_litert_files(
     from sentiment.preprocessing import save_vocabulary
 
     directory.mkdir(parents=True)
-    recurrent = models.has_recurrent_part(config)
+    recurrent = config.has_recurrent_part()
     if recurrent:
         (directory / litert_engine.MODEL_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config)))
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)

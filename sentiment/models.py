@@ -91,10 +91,6 @@ REGISTRY: dict[str, RecurrentFactory] = {
     "wide_lstm": _lstm,  # plus the wide branch its preset switches on
 }
 
-def has_recurrent_part(config: Config) -> bool:
-    """Return False for the n-gram-only model, which has no embedding or recurrent layer (nor a LiteRT twin)."""
-    return config.model != WIDE_ONLY
-
 
 def gpu_available() -> bool:
     """Return True when TensorFlow sees at least one GPU."""
@@ -160,11 +156,11 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     With a wide branch the input is a dict: ``token_ids`` as above and ``ngram_ids`` int32
     [batch, n], whose TF-IDF weights are ``ngram_idf`` (float32 [ngram_vocab_size]).
     """
-    if config.model not in REGISTRY and has_recurrent_part(config):
+    if config.model not in REGISTRY and config.has_recurrent_part():
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join([*REGISTRY, WIDE_ONLY])}")
     dtype = compute_dtype(config)
     token_ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
-    if not has_recurrent_part(config):
+    if not config.has_recurrent_part():
         return build_wide_only(config, token_ids, ngram_idf)
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
