@@ -68,6 +68,9 @@ class Config:
     unlabelled: str = _field("", "more unlabelled reviews to pretrain on, besides the training reviews and the source's own (TFDS unsupervised split, aclImdb train/unsup/): a .txt (one review per line), a .csv/.csv.gz (its text column), a folder of .txt reviews, or a glob of these")
     pretrain_fraction: float = _field(1.0, "share of the pretraining text used, for learning curves (a seeded sample)")
     pretrain_transfer: str = _field("encoder", "what the classifier takes from the pretrained encoder: encoder (word vectors and recurrent layer) or embedding (word vectors only; the recurrent layer starts fresh)")
+    pretrain_learning_rate: float = _field(2e-3, "the language model's Adam step size, constant over its epochs (its own settings: with the classifier's it learned no more than word frequencies)")
+    pretrain_batch_size: int = _field(32, "reviews per language-model batch (smaller than the classifier's: more updates per epoch)")
+    pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -115,6 +118,9 @@ class Config:
             ("pretrain_epochs", self.pretrain_epochs >= 0, "0 or more"),
             ("pretrain_epochs", self.has_recurrent_part() or self.pretrain_epochs == 0, f"0 for model {WIDE_ONLY} (it has no recurrent layer to pretrain)"),
             ("pretrain_fraction", 0 < self.pretrain_fraction <= 1, "in (0, 1]"),
+            ("pretrain_learning_rate", self.pretrain_learning_rate > 0, "positive"),
+            ("pretrain_batch_size", self.pretrain_batch_size >= 1, "at least 1"),
+            ("pretrain_dropout", 0 <= self.pretrain_dropout < 1, "in [0, 1)"),
         ]
         for name, ok, expected in checks:
             if not ok:

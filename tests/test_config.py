@@ -46,7 +46,8 @@ def test_unknown_keys_from_newer_versions_are_ignored():
 
 
 @pytest.mark.parametrize("field, value", [("batch_size", 0), ("dropout", 1.5), ("max_len", 0), ("val_fraction", -0.1),
-                                          ("truncate", "middle"), ("lr_decay", 0.0), ("units", "8")])
+                                          ("truncate", "middle"), ("lr_decay", 0.0), ("units", "8"),
+                                          ("pretrain_learning_rate", 0.0), ("pretrain_batch_size", 0), ("pretrain_dropout", 1.0)])
 def test_impossible_settings_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=field):
         make_config("lstm", **{field: value})

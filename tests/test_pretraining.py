@@ -21,7 +21,8 @@ def lm_config(tmp_path):
     data = write_csv(tmp_path / "r.csv", make_reviews(120))
     return make_config("lstm", data=str(data), vocab_size=64, max_len=24, embedding_dim=8, units=8, batch_size=16,
                        val_fraction=0.2, test_fraction=0.2, pretrain_epochs=2, patience=5, lr_decay=1.0,
-                       embedding_dropout=0.0, dropout=0.0, pretrain_dir=str(tmp_path / "pretrained"))
+                       embedding_dropout=0.0, dropout=0.0, pretrain_learning_rate=1e-3, pretrain_batch_size=16,
+                       pretrain_dropout=0.0, pretrain_dir=str(tmp_path / "pretrained"))
 
 
 def texts_and_vocabulary(config):
@@ -69,6 +70,27 @@ def test_pretraining_learns_and_is_reused_by_content_hash(lm_config, caplog):
     assert again == record and "reusing the pretrained encoder" in caplog.text
     half = pretraining.pretrain(dataclasses.replace(lm_config, pretrain_fraction=0.5), vocabulary, splits.train.texts, held_out, verbose=0)
     assert half["hash"] != record["hash"] and half["reviews"] + half["held_out_reviews"] == round(len(splits.train) * 0.5)
+
+
+def test_the_language_model_trains_with_its_own_settings_not_the_classifiers(lm_config, monkeypatch):
+    config = dataclasses.replace(lm_config, pretrain_dropout=0.2, pretrain_learning_rate=0.004, pretrain_batch_size=8, pretrain_epochs=1)
+    model = pretraining.compile_language_model(pretraining.build_language_model(config), config)
+    assert model.get_layer("embedding_dropout").rate == 0.2 and model.get_layer("dropout").rate == 0.2
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.004)
+    assert pretraining.pretraining_rules(config).learning_rate_at(3) == pytest.approx(0.004)  # constant, not halved
+    batch_sizes = []
+    make_train = pretraining.batching.make_train_dataset
+    monkeypatch.setattr(pretraining.batching, "make_train_dataset",
+                        lambda split, pre, cfg, *a, **k: batch_sizes.append(cfg.batch_size) or make_train(split, pre, cfg, *a, **k))
+    splits, vocabulary = texts_and_vocabulary(config)
+    pretraining.pretrain(config, vocabulary, splits.train.texts, [], verbose=0)
+    assert batch_sizes == [8]
+    # The classifier's optimizer, batch and dropout settings do not make a new encoder; the language model's do.
+    base = pretraining.content_hash(config, ["a"], ["b"])
+    for change in ({"learning_rate": 0.5}, {"batch_size": 3}, {"dropout": 0.3}, {"embedding_dropout": 0.3}, {"lr_decay": 0.5}, {"epochs": 9}):
+        assert pretraining.content_hash(dataclasses.replace(config, **change), ["a"], ["b"]) == base, change
+    for change in ({"pretrain_learning_rate": 0.5}, {"pretrain_batch_size": 3}, {"pretrain_dropout": 0.3}):
+        assert pretraining.content_hash(dataclasses.replace(config, **change), ["a"], ["b"]) != base, change
 
 
 def test_killed_pretraining_resumes_where_it_stopped(lm_config, caplog):
@@ -124,7 +146,7 @@ def test_classifier_starts_from_the_encoder_and_the_report_says_so(lm_config, tm
 
 def test_a_large_vocabulary_trains_on_a_sampled_softmax(lm_config):
     # Above 2 × SAMPLED_WORDS words the training loss is sampled; the full-softmax validation loss must still fall.
-    config = dataclasses.replace(lm_config, vocab_size=2 * pretraining.SAMPLED_WORDS + 100, learning_rate=0.01)
+    config = dataclasses.replace(lm_config, vocab_size=2 * pretraining.SAMPLED_WORDS + 100, pretrain_learning_rate=0.01)
     model = pretraining.compile_language_model(pretraining.build_language_model(config), config)
     rng = np.random.default_rng(0)
     ids = np.tile(rng.integers(2, 40, size=(1, 12)), (32, 1)).astype(np.int32)  # one sentence, over and over
