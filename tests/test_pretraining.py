@@ -73,7 +73,8 @@ def test_pretraining_learns_and_is_reused_by_content_hash(lm_config, caplog):
 
 
 def test_the_language_model_trains_with_its_own_settings_not_the_classifiers(lm_config, monkeypatch):
-    config = dataclasses.replace(lm_config, pretrain_dropout=0.2, pretrain_learning_rate=0.004, pretrain_batch_size=8, pretrain_epochs=1)
+    config = dataclasses.replace(lm_config, pretrain_dropout=0.2, pretrain_learning_rate=0.004, pretrain_batch_size=8, pretrain_epochs=1,
+                                 lr_decay=0.5)  # the classifier halves its step size; the language model must not
     model = pretraining.compile_language_model(pretraining.build_language_model(config), config)
     assert model.get_layer("embedding_dropout").rate == 0.2 and model.get_layer("dropout").rate == 0.2
     assert float(model.optimizer.learning_rate) == pytest.approx(0.004)

@@ -5,7 +5,8 @@ import json, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 FROZEN = int(os.environ.get("FROZEN", "1")); EPOCHS = int(os.environ.get("EPOCHS", "3")); LR2 = float(os.environ.get("LR2", "5e-4"))
-ENC = os.environ.get("ENC", "pretrained/lstm-bi-8127645b2b6202c6"); OUT = os.environ["OUT"]; DATA = os.environ["DATA"]
+ENC = os.environ["ENC"]  # an encoder folder under --pretrain-dir, or none
+OUT, DATA = os.environ["OUT"], os.environ["DATA"]
 from sentiment import cli
 cli.start_tensorflow_quietly()
 import numpy as np, keras

@@ -1,3 +1,4 @@
+"""Probe: a linear probe (logistic regression, 3,000 training reviews) of the pooled states of a random encoder and of ENC."""
 import os, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
@@ -15,7 +16,7 @@ tr = splits.train.bounded(3000); va = splits.validation
 def feats(model, split):
     f = keras.Model(model.input, model.get_layer("max_and_mean").output)
     return f.predict(batching.make_eval_dataset(split, pre, cfg), verbose=0)
-for enc in ["none", "pretrained/lstm-bi-8127645b2b6202c6"]:
+for enc in ["none", os.environ["ENC"]]:
     keras.utils.set_random_seed(0)
     m = models.build_model(cfg)
     if enc != "none": pretraining.load_encoder(m, enc)
