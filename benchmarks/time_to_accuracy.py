@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentiment import cli  # noqa: E402
+from sentiment.config import Config  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -123,7 +124,7 @@ def run_anchors(data: str, max_examples: int) -> list[dict]:
     return rows + ([fasttext_row] if fasttext_row else [])
 
 
-def run_fasttext(config) -> dict | None:
+def run_fasttext(config: Config) -> dict | None:
     """fastText with bigrams on the same standardized training reviews, or None without the optional package."""
     import fasttext_anchor
 

@@ -154,40 +154,39 @@ def build_model(config: Config, ngram_idf: np.ndarray | None = None) -> keras.Mo
     """Build the classifier on token ids: int32 [batch, time] (0 = padding) → P(positive) float32 [batch, 1].
 
     With a wide branch the input is a dict: ``token_ids`` as above and ``ngram_ids`` int32
-    [batch, n], whose TF-IDF weights are ``ngram_idf`` (float32 [ngram_vocab_size]).
+    [batch, n], whose TF-IDF weights are ``ngram_idf`` (float32 [ngram_vocab_size]). The
+    n-gram-only model (``wide``) takes the same dict and leaves ``token_ids`` unused, so the
+    pipeline is shared.
     """
     if config.model not in REGISTRY and config.has_recurrent_part():
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join([*REGISTRY, WIDE_ONLY])}")
     dtype = compute_dtype(config)
     token_ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
-    if not config.has_recurrent_part():
-        return build_wide_only(config, token_ids, ngram_idf)
+    deep_logit = None
+    if config.has_recurrent_part():
+        x = recurrent_features(config, token_ids, dtype)
+        if not config.ngram_vocab_size:
+            # The output stays float32 under mixed precision so the sigmoid and loss are stable.
+            probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+            return keras.Model(token_ids, probability, name=config.model)
+        deep_logit = keras.layers.Dense(1, dtype="float32", name="deep_logit")(x)
+    ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
+    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
+    logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
+    if deep_logit is not None:
+        logit = keras.layers.Add(dtype="float32", name="logit")([deep_logit, logit])
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+    return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
+
+
+def recurrent_features(config: Config, token_ids: keras.KerasTensor, dtype: str) -> keras.KerasTensor:
+    """Return the recurrent branch's review vector: token ids → word vectors → recurrent layer → readout → dropout."""
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, mask_zero=True, dtype=dtype, name="embedding")(token_ids)
     # Dropping whole word vectors (not single features) regularizes the large embedding table.
     x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     x = recurrent_layer(config, dtype)(x)
     x = read_out(x, config.readout)
-    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    if not config.ngram_vocab_size:
-        # The output stays float32 under mixed precision so the sigmoid and loss are stable.
-        probability = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-        return keras.Model(token_ids, probability, name=config.model)
-    ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
-    deep_logit = keras.layers.Dense(1, dtype="float32", name="deep_logit")(x)
-    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
-    wide_logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
-    logit = keras.layers.Add(dtype="float32", name="logit")([deep_logit, wide_logit])
-    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
-    return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
-
-
-def build_wide_only(config: Config, token_ids: keras.KerasTensor, ngram_idf: np.ndarray | None) -> keras.Model:
-    """Build the n-gram branch alone on the wide models' inputs (``token_ids`` is taken and unused, so the pipeline is shared)."""
-    ngram_ids = keras.Input(shape=(None,), dtype="int32", name=NGRAM_IDS)
-    features = preprocessing.NgramTfIdf(config.ngram_vocab_size, config.ngram_scale, ngram_idf, dtype="float32", name="ngram_tfidf")(ngram_ids)
-    logit = keras.layers.Dense(1, dtype="float32", name="wide_logit")(features)
-    probability = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
-    return keras.Model({TOKEN_IDS: token_ids, NGRAM_IDS: ngram_ids}, probability, name=config.model)
+    return keras.layers.Dropout(config.dropout, name="dropout")(x)
 
 
 def use_xla(config: Config) -> bool:

@@ -98,3 +98,18 @@ def test_bad_study_command_lines_are_one_line_errors(argv, message, capsys):
     code, _, err = run_entry("study.py", argv, capsys)
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == 2 and "Traceback" not in err and lines[-1].startswith("error: ") and message in lines[-1], err
+
+
+@pytest.mark.parametrize("model, overrides", [("wide", {}), ("wide_lstm", {}), ("lstm", {"ngram_vocab_size": 50})])
+def test_runs_with_an_n_gram_branch_are_refused(tmp_path, model, overrides):
+    from sentiment.config import make_config
+    from sentiment.errors import ConfigError
+
+    run = RunDir(tmp_path / model)
+    run.path.mkdir()
+    artifacts.write_json(run.config, make_config(model, **overrides).to_dict())
+    for path in (run.model, run.metrics):  # finished, as far as the study's first check looks
+        path.write_text("{}")
+    with pytest.raises(ConfigError, match="compares recurrent-only models"):
+        rnn_study.run_study({model: run.path}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -9,11 +9,11 @@ from sentiment import cli
 cli.start_tensorflow_quietly()
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sentiment import config as C, preprocessing
+from sentiment import calibration, config as C, preprocessing
 
 splits = preprocessing.load_clean_splits(C.make_config("lstm", data=os.environ["DATA"]))
 yv, yt = splits.validation.labels, splits.test.labels
-logit = lambda p: np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
+logit = calibration.to_logits
 run = Path(sys.argv[1])
 members = [m.rsplit(":", 1) for m in sys.argv[2:]]
 ens = {split: np.mean([logit(np.load(f"{prefix}-e{epoch}-{split}.npy").ravel()) for prefix, epoch in members], 0) for split in ("val", "test")}

@@ -5,7 +5,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 import numpy as np
 from sentiment import cli
 cli.start_tensorflow_quietly()
-from sentiment import config as C, preprocessing, models, evaluation, metrics
+from sentiment import calibration, config as C, preprocessing, models, evaluation, metrics
 from sklearn.linear_model import LogisticRegression
 runs = [Path(r) for r in sys.argv[1:]]
 cfg = C.Config.from_dict(json.loads((runs[0] / "config.json").read_text()))
@@ -16,7 +16,7 @@ def probs(run, split):
     m = models.load_model(run / "model.keras")
     p = evaluation.score_in_length_order(evaluation.model_scorer(m), getattr(splits, split).texts)
     np.save(cache, p); return p
-logit = lambda p: np.log(np.clip(p, 1e-7, 1-1e-7) / np.clip(1 - p, 1e-7, 1))
+logit = calibration.to_logits
 V = np.stack([logit(probs(r, "validation").ravel()) for r in runs], 1)
 T = np.stack([logit(probs(r, "test").ravel()) for r in runs], 1)
 yv, yt = splits.validation.labels, splits.test.labels

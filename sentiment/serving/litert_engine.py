@@ -202,9 +202,10 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
         raise ModelError(f"cannot load LiteRT model {directory}: {first_line(e)}") from e
     if (wide is None) != (tokenizer.words is None):
         raise ModelError(f"cannot load LiteRT model {directory}: a wide branch needs both its n-grams and {WIDE_FILE}")
-    if not manifest.get("model") and wide is None:
+    model = manifest.get("model")  # None for the n-gram-only model
+    if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")
-    return LiteRTClassifier(directory / manifest["model"] if manifest.get("model") else None, tokenizer, wide)
+    return LiteRTClassifier(directory / model if model else None, tokenizer, wide)
 
 
 class LiteRTPredictor:

@@ -403,7 +403,7 @@ def run_study(run_dirs: dict[str, Path], out_dir: Path, settings: StudySettings 
     for run_dir in run_dirs.values():
         RunDir(run_dir).require_finished()
         config = RunDir(run_dir).load_config()
-        if config.ngram_vocab_size or not config.has_recurrent_part():
+        if config.ngram_vocab_size:  # the n-gram-only model too: its config requires n-grams
             # Gradients are followed from the embedding through the recurrent layer alone: an n-gram branch would bypass it.
             raise ConfigError(f"{run_dir} holds a {config.model} run; the study compares recurrent-only models (no n-gram branch)")
     out_dir.mkdir(parents=True, exist_ok=True)
