@@ -16,6 +16,11 @@ from pathlib import Path
 from sentiment import cli
 
 
+# What --compare and --summarize write into --out (a folder holding anything else is refused).
+COMPARISON_FILES = frozenset({"comparison.json", "comparison.md", "comparison.png"})
+SUMMARY_FILES = frozenset({"summary.json", "summary.md"})
+
+
 def threshold_spec(text: str) -> str:
     """argparse type: a threshold setting (a number in [0, 1], f1, precision=X, recall=X)."""
     from sentiment.config import parse_threshold
@@ -39,6 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threshold", type=threshold_spec, metavar="SPEC",
                         help="label reviews at this P(positive) (default: the model's own), or at one chosen on the validation split: "
                              "f1 (best F1), precision=0.9 or recall=0.9")
+    cli.add_trust_model_flag(parser)
     parser.add_argument("--compare", action="store_true", help="compare finished runs on their common test split, with the TF-IDF baseline")
     parser.add_argument("--summarize", action="store_true", help="mean ± std of each model over --compare outputs (one per seed)")
     args = parser.parse_args(argv)
@@ -55,23 +61,32 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
+    from sentiment.rundir import check_output_dir
+
     if args.summarize:
         from sentiment import comparison
 
+        check_output_dir(Path(args.out or "reports/summary"), SUMMARY_FILES, "summary.json")
         out = comparison.summarize([Path(m) for m in args.models], Path(args.out or "reports/summary"))
         print(out.read_text(encoding="utf-8"))
         return 0
     if args.compare:
         from sentiment import comparison
 
+        check_output_dir(Path(args.out or "reports/comparison"), COMPARISON_FILES, "comparison.json")
         out = comparison.compare([Path(m) for m in args.models], Path(args.out or "reports/comparison"))
         print(out.read_text(encoding="utf-8"))
         return 0
     from sentiment import evaluation, prediction
 
+    from sentiment import report
+
     split = args.split or "test"
-    for spec, out in zip(args.models, evaluation.default_out_dirs(args.models, split, args.out)):
-        scorer, config, name, own_threshold = prediction.load_scorer(spec, args.models_dir)
+    outs = evaluation.default_out_dirs(args.models, split, args.out)
+    for out in outs:  # all of them before any model loads
+        check_output_dir(out, frozenset({"report.md", "metrics.json", *report.PLOTS.values()}), "metrics.json")
+    for spec, out in zip(args.models, outs):
+        scorer, config, name, own_threshold = prediction.load_scorer(spec, args.models_dir, args.trust_model)
         threshold = own_threshold if args.threshold is None else args.threshold
         print(f"report: {evaluation.reevaluate(scorer, config, name, out, args.data, split, threshold)}")
     return 0

@@ -25,6 +25,7 @@ import argparse
 import logging
 import sys
 import time
+from typing import Callable
 
 from sentiment import cli
 from sentiment.config import DEFAULT_MODEL
@@ -41,12 +42,17 @@ def probability(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
-    return value
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (past ``high`` a number crashes or exhausts something instead of helping)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high:,}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its message: "invalid integer value: 'x'"
+    return parse
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -62,11 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="output format; json (one object per line) and csv give one row per input review, skipped ones with an error")
     parser.add_argument("--engine", choices=("auto", "litert", "savedmodel"), default="auto",
                         help="litert (no TensorFlow, fast start), savedmodel (TensorFlow), or auto (default; see above)")
-    parser.add_argument("--batch-size", type=positive_int, default=1024, help="reviews read, classified and printed at a time (LiteRT shares them between its worker processes)")
-    parser.add_argument("--workers", type=positive_int, help="LiteRT: processes that share large inputs (default: one per CPU core)")
-    parser.add_argument("--explain", type=positive_int, default=0, metavar="K",
+    parser.add_argument("--batch-size", type=int_between(1, 1_000_000), default=1024, help="reviews read, classified and printed at a time (LiteRT shares them between its worker processes)")
+    parser.add_argument("--workers", type=int_between(1, 256), help="LiteRT: processes that share large inputs (default: one per CPU core)")
+    parser.add_argument("--explain", type=int_between(1, 100), default=0, metavar="K",
                         help=f"also give the K (default {EXPLAIN_DEFAULT}) words or phrases whose deletion moves each prediction most, each way, with signed weights")
     parser.add_argument("--verbose", action="store_true", help="report the model used and throughput on stderr")
+    cli.add_trust_model_flag(parser)
     return parser.parse_intermixed_args(explain_count_given(argv))  # reviews may come before and after flags
 
 
@@ -76,13 +83,13 @@ def explain_count_given(argv: list[str]) -> list[str]:
             for i, a in enumerate(argv)]
 
 
-def open_predictor(path, engine: str, workers: int | None = None):
+def open_predictor(path, engine: str, workers: int | None = None, trust_model: bool = False):
     """Load the model at ``path`` with the engine ``--engine`` asks for (auto: LiteRT when the model has it)."""
     from sentiment.serving import exports, litert_engine
 
     if exports.choose_engine(engine, path) == "litert":
         try:
-            return litert_engine.LiteRTPredictor(path, workers)
+            return litert_engine.LiteRTPredictor(path, workers, trust_model)
         except ModelError as e:
             if engine == "litert":
                 raise
@@ -90,7 +97,7 @@ def open_predictor(path, engine: str, workers: int | None = None):
     cli.start_tensorflow_quietly()
     from sentiment import prediction  # the SavedModel engine: TensorFlow loads here
 
-    return prediction.Predictor(path)
+    return prediction.Predictor(path, trust_model)
 
 
 def main(argv: list[str]) -> int:
@@ -100,10 +107,10 @@ def main(argv: list[str]) -> int:
     from sentiment.serving import exports, reviews as reading  # no TensorFlow: it loads only if the SavedModel engine runs
 
     reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer, args.text_column)
-    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, args.workers)
+    predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, args.workers, args.trust_model)
     streamed = bool(args.file) or "-" in args.reviews
     bar = cli.progress_bar(None, enabled=streamed and sys.stderr.isatty())
-    started, classified, header = time.perf_counter(), 0, True
+    started, classified, rows, header = time.perf_counter(), 0, 0, True
     threshold = predictor.threshold if args.threshold is None else args.threshold
     try:
         for chunk in reading.classify_chunks(predictor, reviews, threshold, args.batch_size, bar.update, explain=args.explain):
@@ -114,6 +121,7 @@ def main(argv: list[str]) -> int:
                 if result.error and args.format == "text":
                     print(f"skipped {result.review.source}: {result.error}", file=sys.stderr)
             classified += sum(result.error is None for result in chunk)
+            rows += len(chunk)
             sys.stdout.flush()  # rows appear as each chunk is done, also through a pipe
         seconds = time.perf_counter() - started
     finally:
@@ -122,7 +130,14 @@ def main(argv: list[str]) -> int:
     if args.verbose:
         print(f"model {predictor.path} ({predictor.engine}): {classified} reviews in {seconds:.2f} s "
               f"({classified / max(seconds, 1e-9):.1f} reviews/s)", file=sys.stderr)
+    if not rows:
+        print(f"no reviews to classify: {describe_inputs(args)} held none", file=sys.stderr)
     return 0 if classified else 1
+
+
+def describe_inputs(args: argparse.Namespace) -> str:
+    """Name what the reviews were read from, for the message about an empty input: ``reviews.txt``, ``stdin``."""
+    return " and ".join([*([args.file] if args.file else []), *(["stdin"] if "-" in args.reviews else [])]) or "the arguments"
 
 
 if __name__ == "__main__":

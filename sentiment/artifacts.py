@@ -53,7 +53,10 @@ DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
 
 
 def write_error(path: Path, error: OSError) -> WriteError:
-    """Return the one-line error for a write of ``path`` the disk refused: what failed, and the space left there."""
+    """Return the one-line error for a write of ``path`` the disk refused: what failed, and the space left there (or that it is read-only)."""
+    if error.errno == errno.EROFS:
+        return WriteError(f"cannot write {path}: the file system there is read-only; choose a writable place for it "
+                          "(e.g. another --run-dir, --out or --models-dir) and run the command again")
     return WriteError(f"cannot write {path}: {error.strerror or error} ({free_space(path.parent)} free there); "
                       "make room and run the same command again (a training run resumes where it stopped)")
 

@@ -11,11 +11,12 @@ this module imports only NumPy at load time, so the TensorFlow-free engine can u
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
 from sentiment.config import parse_threshold
-from sentiment.errors import ConfigError
+from sentiment.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,30 @@ EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before tak
 IDENTITY = {"method": "none", "temperature": 1.0, "threshold": 0.5, "target": "0.5"}
 
 
-def carried(record: dict) -> dict:
-    """The calibration a run's metrics.json or an export's metadata.json carries; the identity for those made before calibration."""
-    return record.get("calibration") or IDENTITY
+def carried(record: dict, source: str = "the model") -> dict:
+    """The calibration a run's metrics.json or an export's metadata.json carries, checked; the identity for those made before calibration.
+
+    The one place every engine reads a temperature and threshold from, so a bad one is refused by all of them alike.
+    """
+    found = record.get("calibration") if isinstance(record, dict) else None
+    return check_calibration(found, source) if found else IDENTITY
+
+
+def check_calibration(calibrated: object, source: str) -> dict:
+    """Return ``calibrated`` if its temperature is finite and > 0 and its threshold a number in [0, 1]; a ModelError naming ``source``."""
+    if not isinstance(calibrated, dict):
+        raise ModelError(f"{source}: its calibration must be a JSON object, not {type(calibrated).__name__}")
+    temperature, threshold = calibrated.get("temperature", 1.0), calibrated.get("threshold", 0.5)
+    if not is_number(temperature) or not (math.isfinite(temperature) and temperature > 0):
+        raise ModelError(f"{source}: calibration temperature {temperature!r} is invalid: it must be a finite number above 0")
+    if not is_number(threshold) or not 0 <= threshold <= 1:
+        raise ModelError(f"{source}: calibration threshold {threshold!r} is invalid: it must be a number in [0, 1]")
+    return {**calibrated, "temperature": float(temperature), "threshold": float(threshold)}
+
+
+def is_number(value: object) -> bool:
+    """Return True for a JSON number (an int or float, not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def to_logits(probs: np.ndarray) -> np.ndarray:

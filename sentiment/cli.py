@@ -35,6 +35,13 @@ def add_models_dir_flag(parser: argparse.ArgumentParser) -> None:
                         help="root of exported models, <DIR>/<name>/<version>/ (default: this project's saved_models/)")
 
 
+def add_trust_model_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--trust-model``: load a SavedModel whose graph uses ops this project's exports never use, or one without checksums."""
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load the model even if its graph uses ops this project's exports never use (file, process or network ops) "
+                             "or it has no checksums file: only for a model whose origin you trust (README: Security)")
+
+
 class UsageError(SentimentError):
     """A command line that cannot be parsed (unknown flag, bad number, bad choice)."""
 

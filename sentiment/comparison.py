@@ -15,7 +15,7 @@ from sentiment.rundir import RunDir
 log = logging.getLogger(__name__)
 
 # Settings that decide the data split; runs compared on one table must share them.
-SPLIT_FIELDS = ("data", "seed", "val_fraction", "test_fraction", "max_examples")
+SPLIT_FIELDS = ("data", "data_seed", "val_fraction", "test_fraction", "max_examples")  # data_seed: Config.data_seed()
 
 
 def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
@@ -28,7 +28,7 @@ def load_run(run_dir: Path) -> tuple[Config, dict, list[dict]]:
 def check_same_split(configs: list[Config]) -> None:
     """Raise ModelError if the runs were not evaluated on the same data split."""
     for field in SPLIT_FIELDS:
-        values = {getattr(c, field) for c in configs}
+        values = {c.data_seed() if field == "data_seed" else getattr(c, field) for c in configs}
         if len(values) > 1:
             raise ModelError(f"runs differ in {field} ({', '.join(map(str, values))}); they were not tested on the same split")
 
@@ -146,10 +146,10 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
         rows += [table_row(anchor["model"], anchor) for anchor in anchors.values()]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, histories, out_dir / "comparison.png")
-    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].seed, "rows": rows})
+    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].data_seed(), "rows": rows})
     text = "\n".join([
         "# Model comparison", "",
-        f"Test split of `{configs[0].data}` (seed {configs[0].seed}); every model saw the same train/validation/test reviews.",
+        f"Test split of `{configs[0].data}` (split seed {configs[0].data_seed()}); every model saw the same train/validation/test reviews.",
         "Length buckets count tokens after standardization. `accuracy_ci95`: 95% bootstrap interval over test reviews.",
         "Each model is paired with each anchor trained on the same reviews (TF-IDF + LR, NBSVM-bi; `_refit`: on train +",
         "validation, like a `--refit` model). A `vs_` cell reads: test reviews only the model gets right / only the anchor",

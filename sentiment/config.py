@@ -19,6 +19,7 @@ XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with X
 DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.distribute)
 STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 WIDE_ONLY = "wide"  # the model that is the n-gram branch alone: no embedding, no recurrent layer (sentiment.models)
+BRANCH_CHOICES = ("joint", "stacked")  # how a wide and deep model's two branches learn (sentiment.stacking)
 TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.pretraining)
 
 
@@ -50,6 +51,7 @@ class Config:
     data: str = _field("imdb", "imdb (TFDS imdb_reviews), a .csv/.csv.gz path, or an aclImdb folder/tarball")
     tfds_data_dir: str = _field("", "TFDS data dir for --data imdb (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); offline, put aclImdb_v1.tar.gz in its downloads/manual/")
     seed: int = _field(42, "seeds shuffling, splits, weight init and dropout")
+    split_seed: int = _field(-1, "seeds the train/validation/test split instead of --seed (-1 = --seed): several training seeds on one split, paired on the same test reviews, sharing one set of word vectors")
     val_fraction: float = _field(0.1, "share of the training reviews held out for validation")
     test_fraction: float = _field(0.1, "share held out for test (CSV only; other sources have a test split)")
     max_examples: int = _field(0, "cap on training reviews, for quick runs (0 = all)")
@@ -60,6 +62,7 @@ class Config:
     units: int = _field(64, "width of the recurrent layer (per direction for bilstm)")
     ngram_vocab_size: int = _field(0, "word 1-2-grams of the wide branch: a linear layer on their TF-IDF, summed with the recurrent branch before the sigmoid (0 = no wide branch)")
     ngram_scale: float = _field(40.0, "multiplies the unit-norm TF-IDF features so the wide branch learns at the recurrent branch's learning rate")
+    branches: str = _field("joint", "how a wide and deep model's branches learn: joint (one loss on their summed logit) or stacked (each its own loss, as if alone; their mix then fitted on the validation reviews)")
     readout: str = _field("last", "what the classifier reads: last (final state), mean or max (masked average or maximum of all states), max_mean (both, concatenated)")
     bidirectional: bool = _field(False, "also read each review backwards (keras.layers.Bidirectional; still cuDNN-eligible): twice the recurrent cost")
     embedding_dropout: float = _field(0.4, "drops whole word vectors (SpatialDropout1D) against overfitting")
@@ -71,6 +74,7 @@ class Config:
     pretrain_learning_rate: float = _field(2e-3, "the language model's Adam step size, constant over its epochs (its own settings: with the classifier's it learned no more than word frequencies)")
     pretrain_batch_size: int = _field(32, "reviews per language-model batch (smaller than the classifier's: more updates per epoch)")
     pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
+    word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.word_vectors)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -90,6 +94,26 @@ class Config:
     def __post_init__(self) -> None:
         """Raise ConfigError naming the first impossible setting (so a loaded config is checked too)."""
         checks = [
+            # Names and upper bounds first (issue 31): a value past these crashes a library instead of training.
+            ("model", self.model in PRESETS, f"one of {', '.join(PRESETS)}"),
+            ("seed", 0 <= self.seed <= 2**31 - 1, "in [0, 2147483647]"),
+            ("split_seed", -1 <= self.split_seed <= 2**31 - 1, "-1 (the same as seed) or in [0, 2147483647]"),
+            ("vocab_size", self.vocab_size <= 10_000_000, "at most 10,000,000"),
+            ("ngram_vocab_size", self.ngram_vocab_size <= 10_000_000, "at most 10,000,000"),
+            ("max_len", self.max_len <= 100_000, "at most 100,000 tokens"),
+            ("embedding_dim", self.embedding_dim <= 65_536, "at most 65,536"),
+            ("units", self.units <= 65_536, "at most 65,536"),
+            ("batch_size", self.batch_size <= 1_000_000, "at most 1,000,000"),
+            ("pretrain_batch_size", self.pretrain_batch_size <= 1_000_000, "at most 1,000,000"),
+            ("epochs", self.epochs <= 100_000, "at most 100,000"),
+            ("patience", self.patience <= 100_000, "at most 100,000"),
+            ("pretrain_epochs", self.pretrain_epochs <= 100_000, "at most 100,000"),
+            ("max_examples", self.max_examples <= 2**31 - 1, "at most 2147483647"),
+            ("stream_sample", self.stream_sample <= 2**31 - 1, "at most 2147483647"),
+            ("learning_rate", self.learning_rate < float("inf"), "finite"),
+            ("pretrain_learning_rate", self.pretrain_learning_rate < float("inf"), "finite"),
+            ("clipnorm", self.clipnorm < float("inf"), "finite"),
+            ("ngram_scale", self.ngram_scale < float("inf"), "finite"),
             ("vocab_size", self.vocab_size >= 3, "at least 3 (padding, out-of-vocabulary and one word)"),
             ("max_len", self.max_len >= 1, "at least 1"),
             ("truncate", self.truncate in TRUNCATIONS, " or ".join(TRUNCATIONS)),
@@ -97,6 +121,9 @@ class Config:
             ("jit_compile", self.jit_compile in XLA_CHOICES, " or ".join(XLA_CHOICES)),
             ("distribute", self.distribute in DISTRIBUTE_CHOICES, " or ".join(DISTRIBUTE_CHOICES)),
             ("stream", self.stream in STREAM_CHOICES, " or ".join(STREAM_CHOICES)),
+            ("branches", self.branches in BRANCH_CHOICES, " or ".join(BRANCH_CHOICES)),
+            ("branches", self.branches == "joint" or (self.ngram_vocab_size >= 3 and self.has_recurrent_part()),
+             "joint unless the model has both a recurrent and an n-gram branch"),
             ("pretrain_transfer", self.pretrain_transfer in TRANSFER_CHOICES, " or ".join(TRANSFER_CHOICES)),
             ("stream_sample", self.stream_sample >= 1, "at least 1"),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
@@ -117,6 +144,8 @@ class Config:
             ("max_examples", self.max_examples >= 0, "0 or more"),
             ("pretrain_epochs", self.pretrain_epochs >= 0, "0 or more"),
             ("pretrain_epochs", self.has_recurrent_part() or self.pretrain_epochs == 0, f"0 for model {WIDE_ONLY} (it has no recurrent layer to pretrain)"),
+            ("word_vector_epochs", 0 <= self.word_vector_epochs <= 1000, "in [0, 1000]"),
+            ("word_vector_epochs", self.has_recurrent_part() or self.word_vector_epochs == 0, f"0 for model {WIDE_ONLY} (it has no embedding)"),
             ("pretrain_fraction", 0 < self.pretrain_fraction <= 1, "in (0, 1]"),
             ("pretrain_learning_rate", self.pretrain_learning_rate > 0, "positive"),
             ("pretrain_batch_size", self.pretrain_batch_size >= 1, "at least 1"),
@@ -127,8 +156,14 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: it must be {expected}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("val_fraction + test_fraction must leave some reviews for training")
+        if self.branches == "stacked" and self.refit:
+            raise ConfigError("branches='stacked' fits the branches' mix on the validation reviews, which --refit trains on; use one or the other")
         if parse_threshold(self.threshold)[0] != "fixed" and self.refit:
             raise ConfigError(f"threshold={self.threshold!r} is chosen on the validation reviews, which --refit trains on; give a number")
+
+    def data_seed(self) -> int:
+        """Return the seed of the train/validation/test split: ``split_seed``, or ``seed`` when it is -1."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def has_recurrent_part(self) -> bool:
         """Return False for the n-gram-only model, which has no embedding or recurrent layer (nor a LiteRT model)."""

@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, calibration, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training
+from sentiment import (artifacts, calibration, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training,
+                       stacking, word_vectors)
 from sentiment.config import Config
 from sentiment.data import batching, streaming
 from sentiment.data.sources import Source, Split, Splits
@@ -98,8 +99,10 @@ def run(
             raise ConfigError("--distribute multi_worker needs --run-dir: the same path for every worker")
         if config.refit:
             raise ConfigError("--refit is not supported with --distribute multi_worker")
-        if config.pretrain_epochs:
-            raise ConfigError("--pretrain-epochs is not supported with --distribute multi_worker")
+        if config.branches == "stacked":
+            raise ConfigError("--branches stacked is not supported with --distribute multi_worker")
+        if config.pretrain_epochs or config.word_vector_epochs:
+            raise ConfigError("--pretrain-epochs and --word-vector-epochs are not supported with --distribute multi_worker")
     if config.refit and streaming.should_stream(config):
         raise ConfigError("--refit needs the reviews in memory; use --stream off")
     run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
@@ -173,11 +176,13 @@ def train_and_report(
     xla = models.use_xla(config)  # then batches are padded to bucket widths: XLA compiles once per shape
     data_config = distribute.pipeline_config(config, strategy)
     val_ds = batching.make_eval_dataset(splits.validation, preprocessor, data_config, fixed_shapes=xla)
+    vectors = learn_vectors_if_asked(config, splits)
+    embedding = word_vectors.embedding_matrix(vectors, preprocessing.load_vocabulary(run.vocabulary), config) if vectors else None
     encoder = pretrain_if_asked(config, run, splits, verbose)
     with strategy.scope():
-        classifier = build_classifier(config, ngram_idf, encoder)
+        classifier = build_classifier(config, ngram_idf, encoder, embedding)
         # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
-        refit_classifier = build_classifier(config, ngram_idf, encoder) if config.refit else None
+        refit_classifier = build_classifier(config, ngram_idf, encoder, embedding) if config.refit else None
     log.info("%s: %d parameters; %s; XLA %s", config.model, classifier.count_params(), models.describe_kernel(classifier),
              "on" if classifier.jit_compile else "off")
     started = time.perf_counter()
@@ -187,8 +192,9 @@ def train_and_report(
     else:
         shuffle_epoch = batching.epoch_variable()
         train_ds = batching.make_train_dataset(splits.train, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
-        result = training.fit(classifier, train_ds, val_ds, config, run, shuffle_epoch, verbose, extra_callbacks)
+        result = training.fit(fitted_model(classifier, config), train_ds, val_ds, config, run, shuffle_epoch, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
+    mix = stacking.stack(classifier, val_ds) if config.branches == "stacked" else None
     # Validation figures are the early-stopped model's: a refit model has trained on those reviews.
     val_labels, val_probs = evaluation.predict_dataset(classifier, val_ds)
     test = splits.test.bounded(config.stream_sample)  # the report reads test reviews into memory: at most stream_sample of a stream
@@ -218,7 +224,8 @@ def train_and_report(
         data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
               "sizes": {"validation": len(val_labels), "test": len(test)} if streamed else splits.sizes()},
         training={**training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
-                  **({"pretraining": encoder} if encoder else {})},
+                  **({"pretraining": encoder} if encoder else {}), **({"word_vectors": vectors} if vectors else {}),
+                  **({"stacking": mix} if mix else {})},
         parameters=int(classifier.count_params()),
         seed=config.seed,
         versions=artifacts.library_versions(),
@@ -232,21 +239,44 @@ def train_and_report(
     )
 
 
+def held_out_texts(splits: Splits, config: Config) -> list[str]:
+    """Return the validation and test reviews, which no pretraining may read."""
+    return splits.validation.bounded(config.stream_sample).texts + splits.test.bounded(config.stream_sample).texts
+
+
 def pretrain_if_asked(config: Config, run: RunDir, splits: Splits, verbose: int) -> dict | None:
     """With ``--pretrain-epochs``, return the pretrained encoder's record (reused or trained now), else None."""
     if not config.pretrain_epochs:
         return None
-    held_out = splits.validation.bounded(config.stream_sample).texts + splits.test.bounded(config.stream_sample).texts
     vocabulary = preprocessing.load_vocabulary(run.vocabulary)
-    return pretraining.pretrain(config, vocabulary, vocabulary_sample(splits, config), held_out, verbose)
+    return pretraining.pretrain(config, vocabulary, vocabulary_sample(splits, config), held_out_texts(splits, config), verbose)
 
 
-def build_classifier(config: Config, ngram_idf: np.ndarray | None, encoder: dict | None) -> keras.Model:
-    """Build and compile the classifier, starting its embedding and recurrent layer from ``encoder`` when there is one."""
+def learn_vectors_if_asked(config: Config, splits: Splits) -> dict | None:
+    """With ``--word-vector-epochs``, return the word vectors' record (reused or learned now), else None."""
+    if not config.word_vector_epochs:
+        return None
+    return word_vectors.learn(config, vocabulary_sample(splits, config), held_out_texts(splits, config))
+
+
+def build_classifier(config: Config, ngram_idf: np.ndarray | None, encoder: dict | None, embedding: np.ndarray | None = None) -> keras.Model:
+    """Build and compile the classifier; its embedding starts from ``embedding`` (float32 [vocab, dim]) and then ``encoder`` when given."""
     classifier = models.compile_model(models.build_model(config, ngram_idf), config)
+    if embedding is not None:
+        classifier.get_layer("embedding").set_weights([embedding])
     if encoder:
         pretraining.load_encoder(classifier, encoder["encoder"], pretraining.transferred_layers(config))
     return classifier
+
+
+def fitted_model(classifier: keras.Model, config: Config) -> keras.Model:
+    """Return the model training fits: the classifier, or with stacked branches a model of its branches' own outputs (same layers)."""
+    if config.branches != "stacked":
+        return classifier
+    trainer = stacking.branch_trainer(classifier)
+    trainer.compile(optimizer=classifier.optimizer, loss=stacking.branch_loss, metrics=[keras.metrics.MeanMetricWrapper(stacking.branch_accuracy, name="accuracy")],
+                    jit_compile=False)
+    return trainer
 
 
 def training_summary(result: training.FitResult, reviews: int | None, tokens: int | None, preprocessing_seconds: float,

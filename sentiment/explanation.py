@@ -14,7 +14,9 @@ Pure NumPy: no TensorFlow, so ``predict.py --explain`` keeps its fast start.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import itertools
+import time
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +24,11 @@ from sentiment.calibration import to_logits
 
 Scorer = Callable[[list[str]], np.ndarray]  # raw reviews → P(positive) float32 [n]
 INTERACTION = 0.5  # a pair replaces its words when its deletion differs from theirs by this share of their weights
+# Bounded work per review: a review of n words costs 2n shortened copies of n words each, so a long one is explained on
+# MAX_WORDS of its words (the end its model reads), scored SCORE_CHUNK copies at a time, within SECONDS per review.
+MAX_WORDS = 400
+SECONDS = 10.0
+SCORE_CHUNK = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +40,34 @@ class Reason:
     start: int  # its first token's position in the review's tokens
 
 
-def occlusion_variants(tokens: list[str]) -> list[str]:
-    """Return the review, then it without each word [n], then without each adjacent pair [n - 1], as texts to score."""
-    variants = [" ".join(tokens)]
-    variants += [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
-    variants += [" ".join(tokens[:i] + tokens[i + 2 :]) for i in range(len(tokens) - 1)]
-    return variants
+def occlusion_variants(tokens: list[str]) -> Iterator[str]:
+    """Yield the review, then it without each word [n], then without each adjacent pair [n - 1], as texts to score (lazily)."""
+    yield " ".join(tokens)
+    yield from (" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens)))
+    yield from (" ".join(tokens[:i] + tokens[i + 2 :]) for i in range(len(tokens) - 1))
+
+
+def variant_count(tokens: list[str]) -> int:
+    """Return how many texts ``occlusion_variants`` yields for a review of these tokens (0 for none)."""
+    return 2 * len(tokens) if tokens else 0
+
+
+def cut_words(tokens: list[str], max_words: int, keep_tail: bool) -> tuple[list[str], str | None]:
+    """Return at most ``max_words`` of a review's tokens (the end its model reads) and a note when some were cut."""
+    if len(tokens) <= max_words:
+        return tokens, None
+    end = "last" if keep_tail else "first"
+    return (tokens[-max_words:] if keep_tail else tokens[:max_words]), f"explained on its {end} {max_words} of {len(tokens):,} words"
+
+
+def score_within(score: Scorer, texts: Iterator[str], total: int, seconds: float) -> np.ndarray:
+    """Return the logits of ``total`` texts scored ``SCORE_CHUNK`` at a time; those left when ``seconds`` run out are NaN."""
+    logits, deadline, done = np.full(total, np.nan), time.monotonic() + seconds, 0
+    while done < total and time.monotonic() < deadline:
+        chunk = list(itertools.islice(texts, SCORE_CHUNK))
+        logits[done : done + len(chunk)] = to_logits(np.reshape(score(chunk), -1))
+        done += len(chunk)
+    return logits
 
 
 def split_weights(logits: np.ndarray, n: int) -> tuple[float, np.ndarray, np.ndarray]:
@@ -67,26 +96,43 @@ def top_reasons(tokens: list[str], words: np.ndarray, pairs: np.ndarray, k: int)
     return chosen[True], chosen[False]
 
 
-def explain(score: Scorer, tokens: list[str], k: int = 5) -> dict:
-    """Explain one review (its standardized tokens): the logit of the whole and the top ``k`` reasons each way."""
-    return explain_many(score, [tokens], k)[0]
+def explain(score: Scorer, tokens: list[str], k: int = 5, keep_tail: bool = True, max_words: int = MAX_WORDS, seconds: float = SECONDS) -> dict:
+    """Explain one review (its standardized tokens): the logit of the whole, the top ``k`` reasons each way, and a note if the budget cut it."""
+    return explain_many(score, [tokens], k, keep_tail, max_words, seconds)[0]
 
 
-def explain_many(score: Scorer, reviews: list[list[str]], k: int = 5) -> list[dict]:
-    """Explain several reviews (their standardized tokens) with one call to ``score``, as ``explain`` does each.
+def explain_many(score: Scorer, reviews: list[list[str]], k: int = 5, keep_tail: bool = True, max_words: int = MAX_WORDS,
+                 seconds: float = SECONDS) -> list[dict]:
+    """Explain several reviews (their standardized tokens) as ``explain`` does each, their copies scored together.
 
-    One call for all their variants keeps a batching scorer's batches full and its pipeline busy;
-    the variants of a review take ~1.3 KB each, so callers keep ``reviews`` to dozens.
+    Scoring them together keeps a batching scorer's batches full. Each review is cut to ``max_words``
+    (``keep_tail``: its last ones) and all get ``seconds`` each; copies left unscored when time runs out
+    count as no change, and the review's ``cut`` note says so (``cut`` is None for a whole explanation).
     """
-    variants = [occlusion_variants(tokens) if tokens else [] for tokens in reviews]
-    logits = to_logits(np.reshape(score([v for vs in variants for v in vs]), -1)) if any(variants) else np.zeros(0)
+    cuts = [cut_words(tokens, max_words, keep_tail) for tokens in reviews]
+    counts = [variant_count(tokens) for tokens, _ in cuts]
+    texts = itertools.chain.from_iterable(occlusion_variants(tokens) for tokens, _ in cuts if tokens)
+    logits = score_within(score, texts, sum(counts), seconds * max(len(reviews), 1))
     explained, start = [], 0
-    for tokens, vs in zip(reviews, variants):
-        if not tokens:
-            explained.append({"logit": None, "positive": [], "negative": []})
-            continue
-        full, words, pairs = split_weights(logits[start : start + len(vs)], len(tokens))
-        start += len(vs)
-        towards_positive, towards_negative = top_reasons(tokens, words, pairs, k)
-        explained.append({"logit": full, "positive": towards_positive, "negative": towards_negative})
+    for (tokens, note), count in zip(cuts, counts):
+        part, start = logits[start : start + count], start + count
+        explained.append(explain_part(tokens, part, k, note, seconds))
     return explained
+
+
+def explain_part(tokens: list[str], logits: np.ndarray, k: int, note: str | None, seconds: float) -> dict:
+    """One review's explanation from the logits of its copies (NaN: not scored in time)."""
+    if not tokens or np.isnan(logits[0]):
+        timed_out = f"the {seconds:g} s budget ran out before it was scored" if tokens else None
+        return {"logit": None, "positive": [], "negative": [], "cut": join_notes(note, timed_out)}
+    scored = int(np.count_nonzero(~np.isnan(logits)))
+    timed_out = f"the {seconds:g} s budget ran out after {scored - 1} of {len(logits) - 1} deletions" if scored < len(logits) else None
+    full, words, pairs = split_weights(np.nan_to_num(logits, nan=float(logits[0])), len(tokens))
+    towards_positive, towards_negative = top_reasons(tokens, words, pairs, k)
+    return {"logit": full, "positive": towards_positive, "negative": towards_negative, "cut": join_notes(note, timed_out)}
+
+
+def join_notes(*notes: str | None) -> str | None:
+    """Join the notes that are there with '; ' (None if none is)."""
+    found = [n for n in notes if n]
+    return "; ".join(found) if found else None

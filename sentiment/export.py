@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -26,8 +27,9 @@ import tensorflow as tf
 from sentiment import artifacts, calibration, litert_export, models
 from sentiment.artifacts import METADATA_FILE, SIGNATURE
 from sentiment.config import Config
-from sentiment.errors import ModelError
+from sentiment.errors import ConfigError, ModelError
 from sentiment.rundir import RunDir
+from sentiment.serving import export_metadata, graph_ops, litert_engine, model_files
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ WARMUP_REVIEWS = (
 )
 SERVING_CHUNK = 256  # reviews per model call inside the serving signature
 TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a model's folder under --models-dir
 
 
 def next_version(model_root: Path) -> int:
@@ -136,6 +139,7 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
         write_warmup_requests(tmp / artifacts.LITERT_DIR / WARMUP_FILE)
         if litert:
             litert_export.write_litert_from_keras(model, config, tmp)
+        model_files.write_checksums(tmp)  # last: it covers every file above
         for _ in range(100):  # another exporter may take a version between our check and the rename
             target = model_root / str(next_version(model_root))
             try:
@@ -173,7 +177,33 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
     metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
                 "calibration": calibration_of(metrics)}
-    return export_model(model, config, Path(export_root) / (name or config.model), metadata)
+    return export_model(model, config, Path(export_root) / check_model_name(name or config.model), metadata)
+
+
+def check_model_name(name: str) -> str:
+    """Return ``name`` if it is one folder name (letters, digits, ``_ . -``, not hidden), so the export stays under its root."""
+    if not MODEL_NAME.fullmatch(name):
+        raise ConfigError(f"model name {name!r} is invalid: give one folder name of letters, digits, '_', '.' or '-' (not starting with '.')")
+    return name
+
+
+def add_checksums(version_dir: str | Path) -> Path:
+    """Write the checksums file of an export made before them, after checking what can be checked; return its path.
+
+    Its LiteRT files must match their own manifest and its graph pass the op check; an export that has
+    checksums already is verified instead (a damaged file is never blessed).
+    """
+    path = Path(version_dir)
+    if not (path / "saved_model.pb").is_file():
+        raise ModelError(f"{path} is not an exported model (no saved_model.pb)")
+    if (path / model_files.CHECKSUMS_FILE).exists():
+        model_files.verify_files(path)
+        return path / model_files.CHECKSUMS_FILE
+    graph_ops.check_ops(path)
+    export_metadata.read_metadata(path)
+    if litert_engine.has_litert(path):
+        litert_engine.read_manifest(path / artifacts.LITERT_DIR)
+    return model_files.write_checksums(path)
 
 
 def calibration_of(metrics: dict) -> dict:

@@ -28,7 +28,7 @@ from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, SIGN
 from sentiment.config import Config
 from sentiment.data.batching import TOKEN_IDS
 from sentiment.errors import ModelError, first_line
-from sentiment.serving import fast_tokenizer, litert_engine
+from sentiment.serving import export_metadata, fast_tokenizer, graph_ops, litert_engine, model_files
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def write_litert_files(
         manifest.update(ngram_index=litert_engine.NGRAM_INDEX_FILE, wide=litert_engine.WIDE_FILE)
     manifest["batch"] = BATCH
     names = [manifest[key] for key in ("model", "vocabulary", "ngram_index", "wide") if manifest.get(key)]
-    manifest["files"] = {name: litert_engine.file_digest(directory / name) for name in names}
+    manifest["files"] = {name: model_files.file_digest(directory / name) for name in names}
     return manifest
 
 
@@ -208,16 +208,20 @@ def add_litert(version_dir: str | Path) -> Path:
         return serve(text=tf.constant(texts))["probability"].numpy()
 
     truncate = metadata["config"].get("truncate", "head")  # older exports read the head, as prediction.Predictor assumes
-    temperature = float(calibration.carried(metadata)["temperature"])  # the signature applies it
-    return add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference,
-                            temperature)
+    temperature = export_metadata.calibration_of(metadata, path)[0]  # the signature applies it
+    manifest = add_litert_files(path, savedmodel_classifier(loaded, config, path), config, vocabulary, ngram_vocabulary, truncate, reference,
+                                temperature)
+    model_files.write_checksums(path)  # last, over the new files too
+    return manifest
 
 
 def read_version(path: Path) -> tuple[object, dict, Config, list[str], list[str] | None]:
     """Open an exported version by itself: its loaded SavedModel, metadata, training config and vocabularies (ModelError if it is none)."""
     if not (path / "saved_model.pb").is_file():
         raise ModelError(f"{path} is not an exported model (no saved_model.pb)")
-    metadata = artifacts.read_json(path / METADATA_FILE) if (path / METADATA_FILE).is_file() else {}
+    if (path / model_files.CHECKSUMS_FILE).exists():  # exports made before checksums have none to verify
+        model_files.verify_files(path, model_files.savedmodel_files(path))
+    metadata = export_metadata.read_metadata(path)
     if not isinstance(metadata.get("config"), dict):
         raise ModelError(f"{path} has no training config in {METADATA_FILE}")
     config = Config.from_dict(metadata["config"])
@@ -229,6 +233,7 @@ def load_savedmodel(path: Path) -> object:
     """Load a SavedModel with tf.saved_model.load, or raise a one-line ModelError."""
     from google.protobuf.message import DecodeError
 
+    graph_ops.check_ops(path)  # before anything in it runs
     try:
         return tf.saved_model.load(str(path))
     except (OSError, KeyError, ValueError, IndexError, tf.errors.OpError, DecodeError) as e:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sentiment import calibration
-from sentiment.artifacts import METADATA_FILE, SIGNATURE, read_json
+from sentiment.artifacts import SIGNATURE, read_json
 from sentiment.config import Config
 from sentiment.errors import ModelError, first_line
 from sentiment.rundir import RunDir
+from sentiment.serving import export_metadata, graph_ops, model_files
 from sentiment.serving.exports import resolve_model
 
 if TYPE_CHECKING:
@@ -31,25 +32,25 @@ class Predictor:
 
     engine = "savedmodel"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, trust_model: bool = False):
         import tensorflow as tf
         from google.protobuf.message import DecodeError
 
         self.path = path
         if not (path / "variables").is_dir():
             raise ModelError(f"cannot load model {path}: its variables/ folder is missing (an incomplete copy?)")
+        check_before_loading(path, trust_model)
         try:
             loaded = tf.saved_model.load(str(path))
             self._fn = loaded.signatures[SIGNATURE]
         except (OSError, KeyError, ValueError, IndexError, tf.errors.OpError, DecodeError) as e:  # DecodeError: a truncated saved_model.pb; IndexError: truncated variables
             raise ModelError(f"cannot load model {path}: {first_line(e)}") from e
         self._loaded = loaded  # keeps the signature's variables alive
-        meta = path / METADATA_FILE
-        self.metadata = read_json(meta) if meta.exists() else {}
+        self.metadata = export_metadata.read_metadata(path)
         # Which end of a long review the model reads (older exports: the head).
-        self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
+        self.keeps_tail = export_metadata.keeps_tail(self.metadata)
         # The signature returns calibrated probabilities and labels at this threshold (exports before calibration: 0.5).
-        self.threshold = float(calibration.carried(self.metadata)["threshold"])
+        self.threshold = export_metadata.calibration_of(self.metadata, path)[1]
 
     def close(self) -> None:
         """Nothing to stop (the LiteRT engine's face has worker processes to stop)."""
@@ -62,7 +63,14 @@ class Predictor:
         return out["probability"].numpy().astype(np.float32)
 
 
-def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str, float]:
+def check_before_loading(path: Path, trust_model: bool = False) -> None:
+    """Refuse ops outside the allowlist (unless trusted), then verify the files the SavedModel engine reads against the export's checksums."""
+    if not trust_model:
+        graph_ops.check_ops(path)  # a forged folder can carry checksums that hold: the graph is what says what it would do
+    model_files.verify_files(path, model_files.savedmodel_files(path), trust_model)
+
+
+def load_scorer(spec: str, models_dir: str | Path, trust_model: bool = False) -> tuple[Scorer, Config, str, float]:
     """Return a raw-text scorer (calibrated), the model's training config, a display name and its threshold, for a run dir or an exported model."""
     from sentiment import evaluation, models
 
@@ -74,7 +82,6 @@ def load_scorer(spec: str, models_dir: str | Path) -> tuple[Scorer, Config, str,
         calibrated = calibration.carried(read_json(run.metrics) if run.metrics.exists() else {})
         scorer = evaluation.model_scorer(models.load_model(run.model), calibrated["temperature"])
         return scorer, run.load_config(), f"run {spec}", float(calibrated["threshold"])
-    predictor = Predictor(resolve_model(spec, models_dir))
-    if "config" not in predictor.metadata:
-        raise ModelError(f"{predictor.path} has no training config in its metadata")
-    return predictor.probabilities, Config.from_dict(predictor.metadata["config"]), f"model {predictor.path}", predictor.threshold
+    predictor = Predictor(resolve_model(spec, models_dir), trust_model)
+    config = export_metadata.training_config(predictor.metadata, predictor.path)
+    return predictor.probabilities, config, f"model {predictor.path}", predictor.threshold

@@ -116,3 +116,20 @@ class RunDir:
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # releases the flock
+
+
+def check_output_dir(path: Path, writes: frozenset[str], marker: str) -> None:
+    """Refuse an output folder holding anything but what this command writes (``writes``), or files without its ``marker``.
+
+    As for run dirs: a folder of the user's own files (their own report.md, a plot) is never overwritten
+    or cleaned up. ``marker`` is the file the command writes last, so a folder with it is one it wrote.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file, not a directory")
+    if not path.is_dir():
+        return
+    present = sorted(p.name for p in path.iterdir())
+    foreign = [name for name in present if name not in writes]
+    if foreign or (present and marker not in present):
+        raise ConfigError(f"--out {path} holds files this command did not write ({(foreign or present)[0]}, ...); choose a new or empty folder")
+

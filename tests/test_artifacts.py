@@ -67,3 +67,10 @@ def test_numbered_versions_and_library_versions(tmp_path):
     assert [p.name for p in artifacts.numbered_versions(tmp_path)] == ["2", "10"]
     versions = artifacts.library_versions()
     assert {"python", "tensorflow", "keras", "numpy", "scikit-learn"} <= set(versions)
+
+
+def test_a_read_only_file_system_is_named_not_told_to_make_room(tmp_path):
+    import errno
+
+    message = str(artifacts.write_error(tmp_path / "x.json", OSError(errno.EROFS, "Read-only file system")))
+    assert "read-only" in message and "make room" not in message

@@ -52,7 +52,7 @@ def test_comparison_refuses_different_splits(two_runs, tmp_path):
     artifacts.write_json(other / "config.json", config.to_dict())
     artifacts.write_json(other / "metrics.json", artifacts.read_json(two_runs[1] / "metrics.json"))
     (other / "model.keras").write_bytes((two_runs[1] / "model.keras").read_bytes())
-    with pytest.raises(ModelError, match="differ in seed"):
+    with pytest.raises(ModelError, match="differ in data_seed"):
         comparison.compare([two_runs[0], other], tmp_path / "out", with_baseline=False)
 
 
@@ -124,3 +124,12 @@ def test_runs_that_would_share_a_row_name_are_refused(two_runs, tmp_path):
         shutil.copytree(two_runs[1], twin)
     with pytest.raises(ConfigError, match="share a row name"):
         comparison.compare(twins, tmp_path / "out", with_baseline=False)
+
+
+def test_training_seeds_on_one_split_are_comparable():
+    from sentiment.config import make_config
+
+    base = make_config("lstm", seed=42)
+    comparison.check_same_split([base, make_config("lstm", seed=43, split_seed=42), make_config("lstm", seed=7, split_seed=42)])
+    with pytest.raises(ModelError, match="differ in data_seed"):
+        comparison.check_same_split([base, make_config("lstm", seed=43)])

@@ -59,3 +59,26 @@ def test_loading_validates_too(tmp_path, content, message):
     (tmp_path / "config.json").write_text(content)
     with pytest.raises(ConfigError, match=message):
         Config.load(tmp_path / "config.json")
+
+
+def test_the_split_follows_split_seed_when_given_else_seed():
+    assert make_config("lstm", seed=43).data_seed() == 43
+    assert make_config("lstm", seed=43, split_seed=42).data_seed() == 42
+    with pytest.raises(ConfigError, match="split_seed"):
+        make_config("lstm", split_seed=-2)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("seed", -1), ("seed", 2**40), ("vocab_size", 10_000_000_000), ("batch_size", 99999999999999999999), ("max_len", 10**9),
+    ("ngram_vocab_size", 10**9), ("units", 10**7), ("embedding_dim", 10**7), ("epochs", 10**9), ("pretrain_batch_size", 10**12),
+    ("learning_rate", float("inf")), ("learning_rate", float("nan")), ("clipnorm", float("inf")), ("max_examples", 2**63),
+])
+def test_values_past_what_the_libraries_take_are_refused_in_one_line(field, value):
+    with pytest.raises(ConfigError, match=f"{field}=.* is invalid"):
+        make_config("lstm", **{field: value})
+
+
+def test_a_model_name_must_be_one_train_py_accepts():
+    with pytest.raises(ConfigError, match="model='../../../../tmp/x' is invalid: it must be one of"):
+        Config.from_dict({"model": "../../../../tmp/x"})
+    assert all(Config(model=name).model == name for name in PRESETS if name != "wide")

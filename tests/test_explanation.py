@@ -41,7 +41,7 @@ def test_a_pair_is_reported_when_it_says_more_than_its_words():
     why = explanation.explain(negating_scorer, "the plot was not good at all".split(), k=3)
     assert [r.phrase for r in why["negative"]] == ["not good"] and why["negative"][0].weight == pytest.approx(-2.0)
     assert why["positive"] == []  # "good" is inside the chosen pair: no word is counted twice
-    assert explanation.explain(negating_scorer, [], k=3) == {"logit": None, "positive": [], "negative": []}
+    assert explanation.explain(negating_scorer, [], k=3) == {"logit": None, "positive": [], "negative": [], "cut": None}
 
 
 def test_many_reviews_are_explained_with_one_call_as_each_alone():
@@ -55,7 +55,7 @@ def test_many_reviews_are_explained_with_one_call_as_each_alone():
     together = explanation.explain_many(counting, reviews, k=2)
     assert len(calls) == 1 and calls[0] == sum(2 * len(r) for r in reviews if r)  # the review, n words, n - 1 pairs each
     assert together == [explanation.explain(negating_scorer, r, k=2) for r in reviews]
-    assert explanation.explain_many(counting, [[], []]) == [{"logit": None, "positive": [], "negative": []}] * 2
+    assert explanation.explain_many(counting, [[], []]) == [{"logit": None, "positive": [], "negative": [], "cut": None}] * 2
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,45 @@ def test_predict_explain_gives_the_same_reasons_through_both_engines(saved_model
     assert len(lite["positive"]) <= 2 and all(r["weight"] > 0 for r in lite["positive"])
     code, out, _ = run_entry("predict.py", ["--models-dir", str(saved_model), "--model", "lstm", "--explain", review], capsys)
     assert code == 0 and out.splitlines()[1].lstrip().startswith("why: ")  # a bare --explain leaves the review alone
+
+
+def test_a_long_review_is_explained_on_the_end_its_model_reads_in_flat_memory():
+    seen = []
+
+    def recording(texts: list[str]) -> np.ndarray:
+        seen.append((len(texts), max(len(t.split()) for t in texts)))
+        return linear_scorer(texts)
+
+    tokens = ["filler"] * 20_000 + ["great"]
+    why = explanation.explain(recording, tokens, k=1)
+    assert why["cut"] == f"explained on its last {explanation.MAX_WORDS} of 20,001 words"
+    assert [r.phrase for r in why["positive"]] == ["great"]
+    assert max(n for n, _ in seen) <= explanation.SCORE_CHUNK and max(w for _, w in seen) <= explanation.MAX_WORDS
+    head = explanation.explain(linear_scorer, ["great"] + ["filler"] * 20_000, k=1, keep_tail=False)
+    assert head["cut"].startswith("explained on its first") and [r.phrase for r in head["positive"]] == ["great"]
+    assert explanation.explain(linear_scorer, ["great"] * 10, k=1)["cut"] is None
+
+
+def test_the_time_budget_cuts_an_explanation_and_says_so():
+    def slow(texts: list[str]) -> np.ndarray:
+        import time
+
+        time.sleep(0.05)
+        return linear_scorer(texts)
+
+    tokens = "great film ".split() * 200
+    why = explanation.explain(slow, tokens, k=2, seconds=0.01)
+    assert why["cut"] == f"the 0.01 s budget ran out after {explanation.SCORE_CHUNK - 1} of {2 * len(tokens) - 1} deletions"
+    assert why["logit"] is not None
+    assert explanation.explain(slow, tokens, k=2, seconds=0)["cut"] == "the 0 s budget ran out before it was scored"
+
+
+def test_predict_explains_a_20000_word_review_within_its_budget(saved_model, capsys):
+    import time
+
+    review = " ".join(["the film was long and"] * 4_000) + " but great"
+    started = time.perf_counter()
+    code, out, err = run_entry("predict.py", ["--models-dir", str(saved_model), "--model", "lstm", "--explain", "--format", "json", review], capsys)
+    assert code == 0, err
+    assert time.perf_counter() - started < 30
+    assert "explained on its last 400 of" in json.loads(out)["reasons"]["cut"]

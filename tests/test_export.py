@@ -168,7 +168,7 @@ def test_an_older_export_is_recalibrated_into_the_next_version(run_dir, tmp_path
     """export_model.py --calibrate: same weights, a temperature fitted on its validation reviews, warm-up records, LiteRT twin."""
     from sentiment import models, prediction
     from sentiment.rundir import RunDir
-    from sentiment.serving import litert_engine
+    from sentiment.serving import litert_engine, model_files
 
     root = tmp_path / "models" / "lstm"
     old = export.export_model(models.load_model(run_dir / "model.keras"), RunDir(run_dir).load_config(), root)  # uncalibrated, as before
@@ -183,5 +183,34 @@ def test_an_older_export_is_recalibrated_into_the_next_version(run_dir, tmp_path
     meta = json.loads((new / artifacts.METADATA_FILE).read_text())
     meta.pop("calibration")  # metadata that no longer says what its signature does
     (new / artifacts.METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="metadata.json is damaged or edited"):  # the export's checksums name it first
+        export.recalibrate(new)
+    model_files.write_checksums(new)  # and with checksums forged to match, the rebuilt model still tells
     with pytest.raises(ModelError, match="differs from its SavedModel"):
         export.recalibrate(new)
+
+
+def test_a_run_or_name_cannot_send_the_export_outside_the_models_dir(run_dir, tmp_path):
+    import shutil
+
+    from sentiment.serving import model_files
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "model": "../../../../tmp/x"}))
+    with pytest.raises(ModelError, match="model='../../../../tmp/x' is invalid"):
+        export.export_run(run, tmp_path / "models")
+    for name in ("../x", ".hidden", "a/b"):
+        with pytest.raises(Exception, match="model name .* is invalid"):
+            export.export_run(run_dir, tmp_path / "models", name)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_every_export_ends_with_checksums_of_all_its_files(saved_model):
+    from sentiment.serving import model_files
+
+    version = saved_model / "lstm" / "1"
+    listed = json.loads((version / model_files.CHECKSUMS_FILE).read_text())["files"]
+    assert sorted(listed) == model_files.version_files(version) and "saved_model.pb" in listed
+    model_files.verify_files(version)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, run_entry
 from sentiment import artifacts, experiment, export, litert_export, prediction
-from sentiment.serving import exports, litert_engine
+from sentiment.serving import exports, litert_engine, model_files
 from sentiment.serving import reviews as reading
 from sentiment.errors import ModelError
 
@@ -45,7 +45,7 @@ def assert_engines_agree(version: Path, reviews: list[str]) -> None:
 
 def digests(version: Path) -> dict[str, dict]:
     """Size and checksum of every file of an exported version."""
-    return {str(p.relative_to(version)): litert_engine.file_digest(p) for p in sorted(version.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(version)): model_files.file_digest(p) for p in sorted(version.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -145,10 +145,11 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
     assert not litert_engine.has_litert(version_copy)
     assert litert_export.add_litert(version_copy) == assets / artifacts.LITERT_MANIFEST
     after = digests(version_copy)
-    assert {k: v for k, v in after.items() if k in before and not k.startswith("assets.extra/.litert-")} == {
-        k: v for k, v in before.items() if not k.startswith("assets.extra/.litert-")
-    }
-    assert sorted(p.name for p in assets.iterdir()) == ["classifier.tflite", "litert.json", "metadata.json", "tf_serving_warmup_requests", "vocabulary.txt"]
+    unchanged = lambda k: not k.startswith("assets.extra/.litert-") and k != model_files.CHECKSUMS_FILE  # noqa: E731  (checksums: rewritten last)
+    assert {k: v for k, v in after.items() if k in before and unchanged(k)} == {k: v for k, v in before.items() if unchanged(k)}
+    assert sorted(p.name for p in assets.iterdir()) == ["checksums.json", "classifier.tflite", "litert.json", "metadata.json",
+                                                        "tf_serving_warmup_requests", "vocabulary.txt"]
+    model_files.verify_files(version_copy)  # the new checksums cover the new files
     assert_engines_agree(version_copy, REVIEWS)
 
 
@@ -169,7 +170,7 @@ def test_damaged_or_missing_litert_files_are_model_errors(version_copy):
     with pytest.raises(ModelError, match="vocabulary.txt is missing"):
         litert_engine.LiteRTPredictor(version_copy)
     (assets / artifacts.LITERT_MANIFEST).write_text("{trunc")
-    with pytest.raises(ModelError, match="unreadable"):
+    with pytest.raises(ModelError, match="litert.json is damaged or edited"):
         litert_engine.LiteRTPredictor(version_copy)
     (assets / artifacts.LITERT_MANIFEST).unlink()
     with pytest.raises(ModelError, match="--add-litert"):
@@ -243,3 +244,36 @@ def test_predict_litert_path_never_imports_tensorflow(saved_model):
         assert done.returncode == 0, done.stderr
         assert len(done.stdout.splitlines()) == 2
         assert done.stderr.strip() == "tensorflow imported: False"  # nor LiteRT's C++ notices
+
+
+def edit_manifest(version: Path, change) -> None:
+    """Rewrite litert.json through ``change`` and re-sign the export's checksums, as a forger would."""
+    path = version / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    model_files.write_checksums(version)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: {**m, "vocabulary": "../../../../../../etc/passwd"}, "'vocabulary' must name one of the files it lists"),
+    (lambda m: {**m, "vocabulary": "/dev/zero", "files": {**m["files"], "/dev/zero": {"bytes": 1, "sha256": "0"}}}, "points outside"),
+    (lambda m: {**m, "files": {**m["files"], "../../../../etc/passwd": {"bytes": 1, "sha256": "0"}}}, "points outside"),
+    (lambda m: {**m, "vocabulary": 5}, "'vocabulary' must name one of the files it lists, not 5"),
+    (lambda m: {**m, "files": list(m["files"])}, '"files" must be a JSON object'),
+    (lambda m: {**m, "max_len": -250}, "max_len -250 is invalid"),
+    (lambda m: {**m, "max_len": 10**12}, "max_len 1000000000000 is invalid"),
+    (lambda m: {**m, "truncate": "middle"}, "truncate 'middle' is invalid"),
+    (lambda m: {**m, "truncate": "head"}, "disagree on which end"),
+    (lambda m: [m], "must hold a JSON object, not list"),
+])
+def test_a_manifest_that_reaches_outside_or_holds_bad_fields_is_refused(version_copy, change, message):
+    edit_manifest(version_copy, change)
+    with pytest.raises(ModelError, match=message):
+        litert_engine.LiteRTPredictor(version_copy, workers=1)
+
+
+def test_a_listed_file_that_is_a_symlink_out_is_refused(version_copy):
+    vocabulary = version_copy / artifacts.LITERT_DIR / "vocabulary.txt"
+    vocabulary.unlink()
+    vocabulary.symlink_to("/etc/passwd")
+    with pytest.raises(ModelError, match="leads outside"):
+        litert_engine.LiteRTPredictor(version_copy, workers=1)

@@ -36,7 +36,7 @@ def test_export_goes_on_without_litert_when_conversion_fails(run_dir, tmp_path, 
     with caplog.at_level("WARNING"):
         version = export.export_run(run_dir, tmp_path)
     assert (version / "saved_model.pb").exists() and "exported without a LiteRT model" in caplog.text
-    assert sorted(p.name for p in (version / artifacts.LITERT_DIR).iterdir()) == ["metadata.json", "tf_serving_warmup_requests"]
+    assert sorted(p.name for p in (version / artifacts.LITERT_DIR).iterdir()) == ["checksums.json", "metadata.json", "tf_serving_warmup_requests"]
 
 
 def test_litert_files_that_disagree_with_the_model_are_not_installed(run_dir, tmp_path):

@@ -57,3 +57,22 @@ def test_lock_is_exclusive_across_processes_and_released_on_death(tmp_path):
         holder.wait()
     with run.lock():  # the dead holder's flock went with it
         assert run.lock_file.read_text().startswith(f"PID {os.getpid()}")
+
+
+def test_an_output_dir_of_other_files_is_refused(tmp_path):
+    from sentiment.rundir import check_output_dir
+
+    writes = frozenset({"report.md", "metrics.json", "plot_roc.png"})
+    check_output_dir(tmp_path / "new", writes, "metrics.json")  # absent, or empty: fine
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.md").write_text("my own notes")
+    with pytest.raises(ConfigError, match="holds files this command did not write \\(report.md"):
+        check_output_dir(tmp_path / "mine", writes, "metrics.json")
+    (tmp_path / "mine" / "metrics.json").write_text("{}")
+    check_output_dir(tmp_path / "mine", writes, "metrics.json")  # a report it wrote before: rewritten
+    (tmp_path / "mine" / "plot_mine.png").write_text("")
+    with pytest.raises(ConfigError, match="plot_mine.png"):
+        check_output_dir(tmp_path / "mine", writes, "metrics.json")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        check_output_dir(tmp_path / "file", writes, "metrics.json")

@@ -260,3 +260,13 @@ def test_a_missing_column_error_shows_the_names_found_quoted(tmp_path, tiny_conf
     path.write_text("review ,label\nnice,1\n")
     with pytest.raises(DataError, match="lacks column\\(s\\) text \\(found: 'review ', 'label'\\)"):
         sources.load_splits(tiny_config(data=str(path)))
+
+
+def test_split_seed_fixes_the_split_whatever_the_training_seed(tiny_config):
+    from sentiment import preprocessing
+
+    first = preprocessing.load_clean_splits(tiny_config(seed=42))
+    same = preprocessing.load_clean_splits(tiny_config(seed=43, split_seed=42))
+    other = preprocessing.load_clean_splits(tiny_config(seed=43))
+    assert same.test.texts == first.test.texts and same.validation.texts == first.validation.texts
+    assert other.test.texts != first.test.texts

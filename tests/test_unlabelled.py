@@ -53,3 +53,9 @@ def test_load_unlabelled_adds_source_and_flag_text_but_drops_held_out_reviews(ac
     config = make_config(data=str(aclimdb_dir), unlabelled=str(tmp_path / "more.txt"))
     assert unlabelled.load_unlabelled(config, ["a training review"], held_out) == [
         "a training review", "unlabelled review", "one more review"]
+
+
+def test_held_out_reviews_are_dropped_as_the_model_reads_them():
+    held_out = ["A great film.", "An awful <br />film"]
+    texts = ["A great film. ", "a GREAT film", "an awful film", "An awful film!", "Another review"]
+    assert unlabelled.drop_held_out(texts, held_out) == ["An awful film!", "Another review"]  # "!" is a token the model reads

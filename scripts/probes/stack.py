@@ -29,3 +29,9 @@ print("stack weights", lr.coef_, lr.intercept_, "test", metrics.classification_m
 print("vs first", metrics.mcnemar_test(yt, ps, sig(T[:, 0])))
 avg = sig(T.mean(1))
 print("plain average test", metrics.classification_metrics(yt, avg)["accuracy"])
+# The strongest cheap anchor on the same training reviews, paired on the same test reviews.
+from sentiment import baseline
+nb = baseline.run_baseline(cfg, False, "nbsvm_bi")
+nb_probs = np.asarray(nb["predictions"]["probabilities"])
+print("nbsvm_bi test", nb["accuracy"], "stack vs nbsvm_bi", metrics.mcnemar_test(yt, ps, nb_probs),
+      "stack test interval", metrics.accuracy_interval(yt, ps))

@@ -128,9 +128,9 @@ def load_splits(config: Config) -> Splits:
         if not path.exists():
             raise DataError(f"data not found: {source} (give 'imdb', a CSV file or an aclImdb folder/tarball)")
         if path.is_dir() or path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            splits = load_aclimdb(path, config.val_fraction, config.seed)
+            splits = load_aclimdb(path, config.val_fraction, config.data_seed())
         elif path.name.endswith((".csv", ".csv.gz")):
-            splits = load_csv(path, config.val_fraction, config.test_fraction, config.seed)
+            splits = load_csv(path, config.val_fraction, config.test_fraction, config.data_seed())
         else:
             raise DataError(f"unsupported data file {source}: expected .csv, .csv.gz, an aclImdb folder or .tar.gz")
     if config.max_examples and len(splits.train) > config.max_examples:

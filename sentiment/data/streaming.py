@@ -123,7 +123,7 @@ def load_streams(config: Config) -> tuple[Stream, Stream, Stream]:
     columns = {csv_columns(Path(f)) for f in files}
     if len(columns) > 1:
         raise DataError(f"the CSV shards of {config.data} have different columns")
-    streams = tuple(Stream(files, part, config.val_fraction, config.test_fraction, config.seed) for part in ("train", "validation", "test"))
+    streams = tuple(Stream(files, part, config.val_fraction, config.test_fraction, config.data_seed()) for part in ("train", "validation", "test"))
     log.info("data %s: streaming %d file(s)", config.data, len(files))
     return streams
 

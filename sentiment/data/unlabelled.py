@@ -20,6 +20,7 @@ from typing import Iterator
 from sentiment.config import Config
 from sentiment.data import sources
 from sentiment.errors import DataError, first_line
+from sentiment.serving.fast_tokenizer import standardize  # the in-graph standardization, in Python (TensorFlow-free, tested equal)
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,13 @@ def read_unlabelled_file(path: Path) -> Iterator[str]:
 
 
 def drop_held_out(texts: list[str], held_out: list[str]) -> list[str]:
-    """Return ``texts`` without any review that is also a validation or test review (their text must never be trained on)."""
-    forbidden = set(held_out)
-    kept = [t for t in texts if t not in forbidden]
+    """Return ``texts`` without any review that is also a validation or test review (their text must never be trained on).
+
+    Reviews are compared as the model reads them (``standardize``: case, markup, punctuation and spacing aside),
+    so a held-out review copied with a trailing space or in capitals is dropped too.
+    """
+    forbidden = {standardize(t) for t in held_out}
+    kept = [t for t in texts if standardize(t) not in forbidden]
     if len(kept) < len(texts):
         log.warning("dropped %d unlabelled review(s) that are also validation or test reviews", len(texts) - len(kept))
     return kept

@@ -24,7 +24,6 @@ model needs only NumPy).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import multiprocessing
 import multiprocessing.pool
@@ -36,8 +35,9 @@ from typing import Callable
 import numpy as np
 
 from sentiment import calibration
-from sentiment.serving import fast_tokenizer
-from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE, read_json
+from sentiment.config import TRUNCATIONS
+from sentiment.serving import export_metadata, fast_tokenizer, model_files
+from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE
 from sentiment.errors import ModelError, SentimentError, first_line
 from sentiment.quiet import native_stderr_silenced
 
@@ -51,6 +51,8 @@ NGRAM_VOCABULARY_FILE = "ngram_vocabulary.txt"  # wide models exported before NG
 NGRAM_INDEX_FILE = "ngram_index.npz"  # wide models: fast_tokenizer.WordIds of the token and 1-2-gram vocabularies
 WIDE_FILE = "wide.npz"
 TOLERANCE = 1e-4  # largest |P(LiteRT) - P(SavedModel)| an export accepts
+MAX_LEN = 100_000  # the largest max_len a manifest may give (as Config allows)
+FILE_KEYS = ("model", "vocabulary", "ngram_index", "ngram_vocabulary", "wide")  # manifest fields that name one of its files
 
 
 def litert_installed() -> bool:
@@ -66,15 +68,9 @@ def has_litert(path: Path) -> bool:
 def needs_interpreter(path: Path) -> bool:
     """Return False only for a twin that has no LiteRT model to run (the n-gram-only model's): it needs no ai-edge-litert."""
     try:
-        return read_json(Path(path) / LITERT_DIR / LITERT_MANIFEST).get("model") is not None
-    except (ModelError, OSError, AttributeError):  # missing or unreadable: let loading it say why
+        return model_files.read_object(Path(path) / LITERT_DIR / LITERT_MANIFEST).get("model") is not None
+    except (ModelError, OSError):  # missing or unreadable: let loading it say why
         return True
-
-
-def file_digest(path: Path) -> dict:
-    """Return the size and SHA-256 of a file, as the manifest records them."""
-    data = Path(path).read_bytes()
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +92,7 @@ class WideBranch:
 
 def load_wide_branch(path: Path) -> WideBranch:
     """Read ``wide.npz`` (plain float32 arrays, no pickles)."""
+    model_files.check_npz(path)
     with np.load(path, allow_pickle=False) as arrays:
         idf = arrays["idf"].astype(np.float32)
         idf[0] = 0.0  # padding never counts, as in NgramTfIdf
@@ -170,17 +167,35 @@ class LiteRTClassifier:
 
 
 def read_manifest(directory: Path) -> dict:
-    """Read ``litert.json`` of an ``assets.extra`` dir and check every file it lists is there, whole."""
-    manifest = read_json(directory / LITERT_MANIFEST)
-    if not isinstance(manifest, dict) or manifest.get("format") not in (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT):
-        raise ModelError(f"{directory / LITERT_MANIFEST} is not a LiteRT manifest of format {MANIFEST_FORMAT} or {NUMPY_ONLY_FORMAT}")
-    for name, expected in manifest.get("files", {}).items():
-        path = directory / name
-        if not path.is_file():
-            raise ModelError(f"{path} is missing")
-        if file_digest(path) != expected:
-            raise ModelError(f"{path} is damaged (its size or checksum differs from {LITERT_MANIFEST})")
+    """Read ``litert.json`` of an ``assets.extra`` dir, check its fields, and check every file it lists is inside the dir, there and whole."""
+    path = directory / LITERT_MANIFEST
+    manifest = model_files.read_object(path)
+    if manifest.get("format") not in (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT):
+        raise ModelError(f"{path} is not a LiteRT manifest of format {MANIFEST_FORMAT} or {NUMPY_ONLY_FORMAT}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ModelError(f"{path}: \"files\" must be a JSON object of file names and checksums, not {type(files).__name__}")
+    check_fields(manifest, path)
+    for name, expected in files.items():
+        file = model_files.inside(directory, name, f"a file {LITERT_MANIFEST} lists")
+        if not file.is_file():
+            raise ModelError(f"{file} is missing")
+        if model_files.file_digest(file) != expected:
+            raise ModelError(f"{file} is damaged (its size or checksum differs from {LITERT_MANIFEST})")
     return manifest
+
+
+def check_fields(manifest: dict, path: Path) -> None:
+    """Raise a ModelError unless the manifest's file fields name listed files and max_len and truncate are valid."""
+    for key in FILE_KEYS:
+        value = manifest.get(key)
+        if (value is not None or key == "vocabulary") and (not isinstance(value, str) or value not in manifest["files"]):
+            raise ModelError(f"{path}: {key!r} must name one of the files it lists, not {value!r}")
+    max_len = manifest.get("max_len")
+    if not calibration.is_number(max_len) or not isinstance(max_len, int) or not 1 <= max_len <= MAX_LEN:
+        raise ModelError(f"{path}: max_len {max_len!r} is invalid: it must be a whole number in [1, {MAX_LEN}]")
+    if manifest.get("truncate") not in TRUNCATIONS:
+        raise ModelError(f"{path}: truncate {manifest.get('truncate')!r} is invalid: it must be {' or '.join(TRUNCATIONS)}")
 
 
 def load_classifier(directory: Path) -> LiteRTClassifier:
@@ -192,13 +207,13 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
         index_file, ngram_file = manifest.get("ngram_index"), manifest.get("ngram_vocabulary")
         tokenizer = fast_tokenizer.Tokenizer(
             fast_tokenizer.load_vocabulary(directory / manifest["vocabulary"]),
-            int(manifest["max_len"]),
+            manifest["max_len"],
             manifest["truncate"],
             fast_tokenizer.load_vocabulary(directory / ngram_file) if ngram_file and not index_file else None,
-            fast_tokenizer.WordIds.load(directory / index_file) if index_file else None,
+            load_word_ids(directory / index_file) if index_file else None,
         )
         wide = load_wide_branch(directory / manifest["wide"]) if manifest.get("wide") else None
-    except (KeyError, ValueError, OSError) as e:
+    except (KeyError, ValueError, OSError, UnicodeDecodeError) as e:
         raise ModelError(f"cannot load LiteRT model {directory}: {first_line(e)}") from e
     if (wide is None) != (tokenizer.words is None):
         raise ModelError(f"cannot load LiteRT model {directory}: a wide branch needs both its n-grams and {WIDE_FILE}")
@@ -206,6 +221,12 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")
     return LiteRTClassifier(directory / model if model else None, tokenizer, wide)
+
+
+def load_word_ids(path: Path) -> fast_tokenizer.WordIds:
+    """Read an n-gram index, its arrays' declared sizes bounded first."""
+    model_files.check_npz(path)
+    return fast_tokenizer.WordIds.load(path)
 
 
 class LiteRTPredictor:
@@ -219,19 +240,21 @@ class LiteRTPredictor:
 
     engine = ENGINE
 
-    def __init__(self, path: Path, workers: int | None = None):
+    def __init__(self, path: Path, workers: int | None = None, trust_model: bool = False):
         self.path = Path(path)
         if not has_litert(self.path):
             raise ModelError(f"{self.path} has no LiteRT model ({LITERT_DIR}/{LITERT_MANIFEST}); "
                              f"add one with: python export_model.py --add-litert {self.path}")
-        meta = self.path / METADATA_FILE
-        self.metadata = read_json(meta) if meta.exists() else {}
+        # The files this engine reads, against the export's checksums: litert.json lists the rest with their own.
+        model_files.verify_files(self.path, [f for f in (METADATA_FILE, f"{LITERT_DIR}/{LITERT_MANIFEST}") if (self.path / f).exists()], trust_model)
+        self.metadata = export_metadata.read_metadata(self.path)
         # Which end of a long review the model reads: the same rule as the SavedModel engine's.
-        self.keeps_tail = self.metadata.get("config", {}).get("truncate") == "tail"
+        self.keeps_tail = export_metadata.keeps_tail(self.metadata)
         self.classifier = load_classifier(self.path / LITERT_DIR)
-        # The SavedModel's signature applies these in its graph; here they are applied as it does.
-        calibrated = calibration.carried(self.metadata)
-        self.temperature, self.threshold = float(calibrated["temperature"]), float(calibrated["threshold"])
+        if self.classifier.tokenizer.truncate != ("tail" if self.keeps_tail else "head"):
+            raise ModelError(f"{self.path}: {LITERT_MANIFEST} and {METADATA_FILE} disagree on which end of a long review the model reads")
+        # The SavedModel's signature applies these in its graph; here they are applied as it does, read from the same checked place.
+        self.temperature, self.threshold = export_metadata.calibration_of(self.metadata, self.path)
         self.workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
         self._pool = None
 

@@ -16,11 +16,12 @@ import io
 import itertools
 import json
 import logging
-from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+import zlib
+from typing import BinaryIO, Callable, Iterable, Iterator, Protocol, TextIO
 
 import numpy as np
 
-from sentiment.errors import SentimentError
+from sentiment.errors import SentimentError, first_line
 from sentiment import explanation
 from sentiment.serving import fast_tokenizer
 
@@ -32,6 +33,7 @@ MAX_REVIEW_CHARS = 100_000
 CHUNK_SIZE = 1024  # reviews read, classified and printed at a time
 ARGUMENTS = "arguments"  # Review.input of command-line reviews
 OUTPUT_FIELDS = ("input", "line", "text", "label", "probability", "error")
+EXPLAIN_FIELD = "reasons"  # the output field --explain adds
 
 
 
@@ -70,7 +72,7 @@ class Result:
     review: Review
     label: str | None = None
     probability: float | None = None
-    reasons: dict | None = None  # with --explain: explanation.explain's "positive" and "negative" reasons
+    reasons: dict | None = None  # with --explain: explanation.explain's "positive" and "negative" reasons, and its "cut" note
 
     @property
     def error(self) -> str | None:
@@ -113,8 +115,12 @@ def read_lines(stream: BinaryIO | bytes, input_name: str = "stdin") -> Iterator[
     ``sed -n Np``: a lone ``\\r``, or a Unicode line separator, inside a review stays in it.
     """
     lines = io.BytesIO(stream) if isinstance(stream, bytes) else stream
-    for number, raw in enumerate(lines, start=1):  # a binary stream splits at b"\n" only
-        yield decode_line(raw, number, input_name)
+    number = 0
+    try:
+        for number, raw in enumerate(lines, start=1):  # a binary stream splits at b"\n" only
+            yield decode_line(raw, number, input_name)
+    except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz: the lines before it were yielded
+        raise SentimentError(f"cannot read {input_name} after line {number}: {first_line(e)}") from e
 
 
 def read_csv(path: str, text_column: str) -> Iterator[Review]:
@@ -125,23 +131,38 @@ def read_csv(path: str, text_column: str) -> Iterator[Review]:
     except OSError as e:
         raise SentimentError(f"cannot read {path}: {e.strerror or e}") from e
     with handle:
-        try:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header or text_column not in header:
-                found = ", ".join(map(repr, header or [])) or "nothing: the file is empty"
-                raise SentimentError(f"{path} has no column {text_column!r} (found: {found}); name it with --text-column")
-            where, line = header.index(text_column), reader.line_num + 1
-            for record in reader:
-                yield csv_review(record, header, where, line, path)
-                line = reader.line_num + 1
-        except (csv.Error, OSError, EOFError, UnicodeDecodeError) as e:  # NUL bytes, corrupt gzip
-            raise SentimentError(f"cannot read CSV {path} near line {reader.line_num}: {e}") from e
+        yield from read_csv_records(handle, path, text_column)
 
 
-def csv_review(record: list[str], header: list[str], where: int, line: int, path: str) -> Review:
-    """One CSV record as a review: the text column's cell, the other cells by column name."""
-    names = [output_name(name) for i, name in enumerate(header) if i != where]
+def read_csv_text(text: str, text_column: str = "text", name: str = "<text>") -> Iterator[Review]:
+    """Yield the reviews of CSV text held in memory, as ``read_csv`` does a file's."""
+    return read_csv_records(io.StringIO(text, newline=""), name, text_column)
+
+
+def read_csv_records(handle: TextIO, path: str, text_column: str) -> Iterator[Review]:
+    """Yield one review per record of an open CSV text stream (header first); see ``read_csv``."""
+    # strict: a stray opening quote that swallows later lines, or a quote closing mid-field, is an error naming the
+    # record's first line (after the records before it), not one silent giant review.
+    reader, line = csv.reader(handle, strict=True), 1
+    try:
+        header = next(reader, None)
+        if not header or text_column not in header:
+            found = ", ".join(map(repr, header or [])) or "nothing: the file is empty"
+            raise SentimentError(f"{path} has no column {text_column!r} (found: {found}); name it with --text-column")
+        where, line = header.index(text_column), reader.line_num + 1
+        names = output_names(header, where)
+        for record in reader:
+            yield csv_review(record, header, names, where, line, path)
+            line = reader.line_num + 1
+    except csv.Error as e:  # a quote that never closes, or closes mid-field; NUL bytes
+        raise SentimentError(f"cannot read CSV {path}: the record starting on line {line} is malformed ({e}; a stray quote?); "
+                             "the records before it were read") from e
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:  # a truncated or corrupt gzip
+        raise SentimentError(f"cannot read CSV {path} near line {reader.line_num}: {first_line(e)}") from e
+
+
+def csv_review(record: list[str], header: list[str], names: list[str], where: int, line: int, path: str) -> Review:
+    """One CSV record as a review: the text column's cell, the other cells by their output names (``output_names``)."""
     if len(record) != len(header):  # still a row, with every column (empty), so the output's columns never shift
         return Review("", line, path, problem=f"{len(record)} fields where the header has {len(header)}", columns=dict.fromkeys(names, ""))
     values = [value for i, value in enumerate(record) if i != where]
@@ -153,9 +174,22 @@ def csv_review(record: list[str], header: list[str], where: int, line: int, path
     return Review(record[where], line, path, columns=dict(zip(names, values)))
 
 
-def output_name(column: str) -> str:
-    """A CSV input column's name in the output: ``input_<name>`` where it would clash with an output field (e.g. ``label``)."""
-    return f"input_{column}" if column in OUTPUT_FIELDS else column
+def output_names(header: list[str], where: int) -> list[str]:
+    """The output names of a CSV's columns other than the text (at ``where``): each unique, none an output field's.
+
+    A column that would clash with an output field (``label``, ``reasons``) or an earlier column becomes
+    ``input_<name>`` (again, until it is unique), so no input value is ever overwritten.
+    """
+    taken, names = {*OUTPUT_FIELDS, EXPLAIN_FIELD}, []
+    for i, column in enumerate(header):
+        if i == where:
+            continue
+        name = column
+        while name in taken:
+            name = f"input_{name}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def is_csv(path: str) -> bool:
@@ -186,15 +220,27 @@ def classify_chunks(
         raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")
     if chunk_size < 1:
         raise SentimentError(f"batch size must be at least 1, got {chunk_size}")
-    reviews, pending = iter(reviews), None
+    reviews, pending, error = iter(reviews), None, None
     while True:
-        chunk = list(itertools.islice(reviews, chunk_size))
+        chunk, error = read_chunk(reviews, chunk_size) if error is None else ([], error)
         started = start_chunk(predictor, chunk) if chunk else None
         if pending is not None:
             yield finish_chunk(predictor, *pending, threshold, on_batch, explain)
         if started is None:
+            if error is not None:  # the rows read before it are out: now the one-line error
+                raise error
             return
         pending = started
+
+
+def read_chunk(reviews: Iterator[Review], size: int) -> tuple[list[Review], SentimentError | None]:
+    """Read up to ``size`` reviews; a read error is returned beside the reviews read before it, so those are still classified."""
+    chunk: list[Review] = []
+    try:
+        chunk.extend(itertools.islice(reviews, size))
+    except SentimentError as e:
+        return chunk, e
+    return chunk, None
 
 
 def start_chunk(predictor: Engine, chunk: list[Review]) -> tuple[list[Review], list[Review], Callable[[], np.ndarray]]:
@@ -220,8 +266,8 @@ def finish_chunk(predictor: Engine, checked: list[Review], valid: list[Review], 
     if explain:
         for result in results:
             if result.error is None:
-                why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain)
-                result.reasons = {"positive": why["positive"], "negative": why["negative"]}
+                why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain, predictor.keeps_tail)
+                result.reasons = {"positive": why["positive"], "negative": why["negative"], "cut": why["cut"]}
     return results
 
 
@@ -286,19 +332,20 @@ def row_fields(result: Result) -> dict:
         return {**fields, "error": result.error}
     fields = {**fields, "label": result.label, "probability": round(result.probability, 6)}
     if result.reasons is not None:
-        fields["reasons"] = {side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in result.reasons[side]]
-                             for side in ("positive", "negative")}
+        fields[EXPLAIN_FIELD] = {**{side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in result.reasons[side]]
+                                        for side in ("positive", "negative")}, "cut": result.reasons.get("cut")}
     return fields
 
 
 def csv_header(columns: Iterable[str] = (), explain: bool = False) -> list[str]:
     """The CSV output's header: input, line, the input's other columns, text, label, probability, (reasons,) error."""
-    return [*OUTPUT_FIELDS[:2], *columns, *OUTPUT_FIELDS[2:5], *(["reasons"] if explain else []), OUTPUT_FIELDS[5]]
+    return [*OUTPUT_FIELDS[:2], *columns, *OUTPUT_FIELDS[2:5], *([EXPLAIN_FIELD] if explain else []), OUTPUT_FIELDS[5]]
 
 
 def describe_reasons(reasons: dict) -> str:
-    """One line of reasons: ``+great (+1.23); +loved it (+0.80); -boring (-0.95)``; weights move the logit of P(positive)."""
-    return "; ".join(f"{'+' if r.weight > 0 else '-'}{r.phrase} ({r.weight:+.2f})" for r in [*reasons["positive"], *reasons["negative"]])
+    """One line of reasons: ``+great (+1.23); +loved it (+0.80); -boring (-0.95)``; weights move the logit of P(positive); a cut is said last."""
+    text = "; ".join(f"{'+' if r.weight > 0 else '-'}{r.phrase} ({r.weight:+.2f})" for r in [*reasons["positive"], *reasons["negative"]])
+    return f"{text or 'no word moves it'} (cut: {reasons['cut']})" if reasons.get("cut") else text
 
 
 def format_results(results: Iterable[Result], fmt: str = "text", header: bool = True, explain: bool = False) -> Iterator[str]:
@@ -316,7 +363,7 @@ def format_results(results: Iterable[Result], fmt: str = "text", header: bool = 
             if "probability" in fields:
                 fields["probability"] = f"{result.probability:.6f}"
             if result.reasons is not None:
-                fields["reasons"] = describe_reasons(result.reasons)
+                fields[EXPLAIN_FIELD] = describe_reasons(result.reasons)
             yield csv_line([fields.get(name, "") for name in names])
         return
     for result in rows:
