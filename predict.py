@@ -25,7 +25,6 @@ import argparse
 import logging
 import sys
 import time
-from typing import Callable
 
 from sentiment import cli
 from sentiment.config import DEFAULT_MODEL
@@ -42,19 +41,6 @@ def probability(text: str) -> float:
     return value
 
 
-def int_between(low: int, high: int) -> Callable[[str], int]:
-    """argparse type: an integer in [low, high] (past ``high`` a number crashes or exhausts something instead of helping)."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high:,}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in its message: "invalid integer value: 'x'"
-    return parse
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,9 +54,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="output format; json (one object per line) and csv give one row per input review, skipped ones with an error")
     parser.add_argument("--engine", choices=("auto", "litert", "savedmodel"), default="auto",
                         help="litert (no TensorFlow, fast start), savedmodel (TensorFlow), or auto (default; see above)")
-    parser.add_argument("--batch-size", type=int_between(1, 1_000_000), default=1024, help="reviews read, classified and printed at a time (LiteRT shares them between its worker processes)")
-    parser.add_argument("--workers", type=int_between(1, 256), help="LiteRT: processes that share large inputs (default: one per CPU core)")
-    parser.add_argument("--explain", type=int_between(1, 100), default=0, metavar="K",
+    parser.add_argument("--batch-size", type=cli.int_between(1, 1_000_000), default=1024, help="reviews read, classified and printed at a time (LiteRT shares them between its worker processes)")
+    parser.add_argument("--workers", type=cli.int_between(1, 256), help="LiteRT: processes that share large inputs (default: one per CPU core)")
+    parser.add_argument("--explain", type=cli.int_between(1, 100), default=0, metavar="K",
                         help=f"also give the K (default {EXPLAIN_DEFAULT}) words or phrases whose deletion moves each prediction most, each way, with signed weights")
     parser.add_argument("--verbose", action="store_true", help="report the model used and throughput on stderr")
     cli.add_trust_model_flag(parser)

@@ -24,26 +24,18 @@ from sentiment.config import DEFAULT_MODEL
 BATCHING = {"on": True, "off": False}
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
-    return value
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line."""
     parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
+    parser.add_argument("--port", type=cli.int_between(0, 65535), default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
     cli.add_models_dir_flag(parser)
     parser.add_argument("--default-model", default=DEFAULT_MODEL, help=f"the model also served as 'sentiment' (default: {DEFAULT_MODEL})")
-    parser.add_argument("--max-body-bytes", type=positive_int, default=10_000_000, help="largest request body accepted, else 413 (default: 10 MB)")
-    parser.add_argument("--max-instances", type=positive_int, default=1024, help="most reviews in one request (default: 1024)")
-    parser.add_argument("--max-explain-reviews", type=positive_int, default=4, help="most reviews one request may ask to explain (default: 4)")
+    parser.add_argument("--max-body-bytes", type=cli.int_between(1, 2**31 - 1), default=10_000_000, help="largest request body accepted, else 413 (default: 10 MB)")
+    parser.add_argument("--max-instances", type=cli.int_between(1, 1_000_000), default=1024, help="most reviews in one request (default: 1024)")
+    parser.add_argument("--max-explain-reviews", type=cli.int_between(1, 1024), default=4, help="most reviews one request may ask to explain (default: 4)")
     parser.add_argument("--batching", choices=BATCHING, default="on", help="score reviews of concurrent requests together (default: on)")
-    parser.add_argument("--poll-seconds", type=float, default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
+    parser.add_argument("--poll-seconds", type=cli.number_between(0, 86_400), default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
     return parser.parse_args(argv)
 

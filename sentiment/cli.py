@@ -42,6 +42,32 @@ def add_trust_model_flag(parser: argparse.ArgumentParser) -> None:
                              "or it has no checksums file: only for a model whose origin you trust (README: Security)")
 
 
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (past ``high`` a number crashes or exhausts something instead of helping)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high:,}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its message: "invalid integer value: 'x'"
+    return parse
+
+
+def number_between(low: float, high: float) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] (nan and inf are refused)."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:  # False for nan
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:,g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 class UsageError(SentimentError):
     """A command line that cannot be parsed (unknown flag, bad number, bad choice)."""
 

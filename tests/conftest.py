@@ -121,6 +121,7 @@ def tiny_config(csv_path: Path):
         settings = dict(
             data=str(csv_path), vocab_size=64, max_len=48, embedding_dim=8, units=8,
             batch_size=16, epochs=2, patience=5, lr_decay=1.0, val_fraction=0.2, test_fraction=0.2,
+            pretrain_dir=str(csv_path.parent / "pretrained"),  # word vectors (wide_lstm's preset) stay out of the checkout
         )
         settings.update(overrides)
         return make_config(model, **settings)

@@ -97,7 +97,7 @@ def test_wide_model_refit_and_export_round_trip_on_raw_strings(tiny_config, tmp_
     from sentiment import training
     from sentiment.rundir import RunDir
 
-    config = tiny_config("wide_lstm", ngram_vocab_size=300, refit=True, epochs=2, learning_rate=0.02)
+    config = tiny_config("wide_lstm", ngram_vocab_size=300, refit=True, epochs=2, learning_rate=0.02, branches="joint")
     run = RunDir(experiment.run(config, tmp_path / "run", verbose=0))
     metrics = artifacts.read_json(run.metrics)
     refit = metrics["training"]["refit"]

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, run_entry
 from sentiment import artifacts, experiment, export, litert_export, prediction
-from sentiment.serving import exports, litert_engine, model_files
+from sentiment.serving import exports, fast_tokenizer, litert_engine, model_files
 from sentiment.serving import reviews as reading
 from sentiment.errors import ModelError
 
@@ -277,3 +277,38 @@ def test_a_listed_file_that_is_a_symlink_out_is_refused(version_copy):
     vocabulary.symlink_to("/etc/passwd")
     with pytest.raises(ModelError, match="leads outside"):
         litert_engine.LiteRTPredictor(version_copy, workers=1)
+
+
+WIDE = {"idf": np.ones(5, np.float32), "kernel": np.arange(5, dtype=np.float32), "bias": np.float32(0.5), "scale": np.float32(2.0)}
+
+
+@pytest.mark.parametrize("change", [
+    {"kernel": np.zeros(3, np.float32)},  # shorter than idf: an IndexError on the first review with a later n-gram
+    {"idf": np.ones((5, 5), np.float32)},
+    {"idf": np.zeros(0, np.float32), "kernel": np.zeros(0, np.float32)},
+    {"bias": np.zeros(2, np.float32)},
+    {"scale": np.float32("nan")},  # every answer NaN
+    {"kernel": np.array([0, 1, np.inf, 3, 4], np.float32)},
+    {"kernel": np.array(list("abcde"))},
+], ids=["kernel shorter", "idf a matrix", "empty", "bias a vector", "scale nan", "kernel inf", "kernel strings"])
+def test_a_wide_branch_of_bad_shapes_or_values_is_refused_when_loaded(tmp_path, change):
+    path = tmp_path / litert_engine.WIDE_FILE
+    np.savez(path, **WIDE)
+    assert litert_engine.load_wide_branch(path).logit(np.array([2, 3])) == pytest.approx(2.0 * (2 + 3) / np.sqrt(2) + 0.5)
+    np.savez(path, **{**WIDE, **change})
+    with pytest.raises(ModelError, match="wide.npz is refused"):
+        litert_engine.load_wide_branch(path)
+
+
+def test_an_ngram_index_pointing_outside_its_vocabulary_or_wide_branch_is_refused():
+    vocabulary, ngrams = ["", "[UNK]", "good", "film"], ["", "[UNK]", "good", "film", "good film", "film good"]
+    words = fast_tokenizer.WordIds.build(vocabulary, ngrams)
+    litert_engine.check_ids(words, len(vocabulary), len(ngrams), Path("m"))
+    for name, bad in [("token_ids", len(vocabulary)), ("unigram_ids", len(ngrams)), ("unigram_ids", -1), ("pair_ids", len(ngrams))]:
+        damaged = fast_tokenizer.WordIds.build(vocabulary, ngrams)
+        getattr(damaged, name)[0] = bad  # a negative id would silently read the wide branch's last weight
+        with pytest.raises(ModelError, match=f"{name} are not whole numbers"):
+            litert_engine.check_ids(damaged, len(vocabulary), len(ngrams), Path("m"))
+    words.pair_keys = words.pair_keys[::-1].copy()  # unsorted: searchsorted would silently miss pairs
+    with pytest.raises(ModelError, match="pair_keys are not sorted"):
+        litert_engine.check_ids(words, len(vocabulary), len(ngrams), Path("m"))

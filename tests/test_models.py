@@ -54,8 +54,9 @@ def test_the_wide_model_is_the_default_minus_its_recurrent_part():
     assert {"ngram_tfidf", "wide_logit"} <= names and not names & {"embedding", "recurrent", "deep_logit"}
     assert {layer.name for layer in full.layers} > names - {"ngram_ids", "token_ids"}
     assert sum(int(np.prod(w.shape)) for w in wide.trainable_weights) == full.get_layer("wide_logit").count_params()
-    differ = {k for k in PRESETS["wide_lstm"] if PRESETS["wide"][k] != PRESETS["wide_lstm"][k]}
-    assert set(PRESETS["wide"]) == set(PRESETS["wide_lstm"]) and differ == {"epochs"}  # same features and batches
+    # The same n-gram features, batches, step size and epochs as the default's n-gram branch; nothing of its recurrent part.
+    assert PRESETS["wide"] == {k: PRESETS["wide_lstm"][k] for k in PRESETS["wide"]}
+    assert set(PRESETS["wide_lstm"]) - set(PRESETS["wide"]) == {"branches", "vocab_size", "embedding_dim", "word_vector_epochs"}
     assert models.describe_kernel(wide) == "no recurrent layer"
     with pytest.raises(models.ConfigError, match="ngram_vocab_size=0 is invalid: it must be at least 3 for model wide"):
         small_config("wide", ngram_vocab_size=0)

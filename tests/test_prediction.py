@@ -21,11 +21,15 @@ from sentiment.errors import ModelError, SentimentError
 # when they were pinned: a change to them, or to how they are loaded and fed, shows here.
 SHIPPED = {
     ("lstm", "1"): {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")},
+    # BiLSTM over the last 800 tokens from skip-gram vectors of training + unlabelled reviews (configs/lstm_v2.json).
+    ("lstm", "2"): {"This movie was wonderful": (0.913993, "positive"), "Worst film I have ever seen": (0.017099, "negative")},
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
     ("wide_lstm", "1"): {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")},
     ("wide_lstm", "2"): {"This movie was wonderful": (0.854967, "positive"), "Worst film I have ever seen": (0.015590, "negative")},
     # wide_lstm/2 recalibrated (export_model.py --calibrate): the same weights, temperature 0.870.
     ("wide_lstm", "3"): {"This movie was wonderful": (0.884915, "positive"), "Worst film I have ever seen": (0.008440, "negative")},
+    # v5: stacked branches, the LSTM from skip-gram vectors of training + unlabelled reviews (configs/wide_lstm_v5.json).
+    ("wide_lstm", "4"): {"This movie was wonderful": (0.931639, "positive"), "Worst film I have ever seen": (0.002330, "negative")},
 }
 
 

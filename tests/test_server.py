@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_entry
+from sentiment import cli
 from sentiment.serving import server
 
 REVIEWS = ["a wonderful film, loved the story", "the worst and most boring movie", "It was a film.<br />The plot was dull but the actor was great!"]
@@ -156,6 +157,9 @@ BAD_REQUESTS = [  # (what, method, path, JSON body or raw bytes, status)
     ("V2: not a tensor list", "/v2/models/lstm/infer", {"inputs": 5}, 422),
     ("V2: unknown model", "/v2/models/nope/infer", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]}]}, 404),
     ("V2: unknown version", "/v2/models/lstm/versions/7/infer", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]}]}, 404),
+    ("unloading the default model", "/v2/repository/models/sentiment/unload", {}, 403),  # KServe's repository extension: read-only here
+    ("unloading a model", "/v2/repository/models/lstm/unload", {}, 403),
+    ("loading a model", "/v2/repository/models/lstm/load", {}, 403),
 ]
 
 
@@ -167,6 +171,38 @@ def test_a_bad_request_gets_a_4xx_json_error_and_the_server_keeps_serving(live, 
     got, answer = request(url, method, path, None if raw else body, raw=raw)
     assert got == status and isinstance(answer, dict) and (answer.get("error") or answer.get("detail")), (got, answer)
     assert request(url, "POST", "/v1/models/lstm:predict", {"instances": ["good film"]})[0] == 200
+    assert request(url, "POST", "/v1/models/sentiment:predict", {"instances": ["good film"]})[0] == 200
+    assert proc.poll() is None
+
+
+def binary_v2(reviews: list[bytes], size: int | None = None, datatype: str = "BYTES", tensor: bytes | None = None) -> tuple[bytes, int]:
+    """A V2 request in the binary extension (body, head length): the JSON head, then each review as a 4-byte little-endian length and its bytes."""
+    tensor = b"".join(len(r).to_bytes(4, "little") + r for r in reviews) if tensor is None else tensor
+    head = json.dumps({"inputs": [{"name": "text", "shape": [len(reviews)], "datatype": datatype,
+                                   "parameters": {"binary_data_size": len(tensor) if size is None else size}}]}).encode()
+    return head + tensor, len(head)
+
+
+BAD_BINARY_V2 = [  # (what, body, the inference-header-content-length header)
+    ("a length that is not a number", binary_v2([b"good"])[0], "abc"),
+    ("a review's length prefix past the end", *binary_v2([b"good"], tensor=b"\xff\xff\xff\x7fgood")),
+    ("a negative tensor size", *binary_v2([b"good"], size=-3)),
+    ("bytes that are not UTF-8", *binary_v2([b"\xff\xfe\xfd"])),
+    ("a tensor not a whole number of FP32s", *binary_v2([b"good"], datatype="FP32")),
+    ("a head without inputs", b'{"x": 1}', "8"),
+    ("inputs not a list of tensors", b'{"inputs": 5}', "13"),
+]
+
+
+@pytest.mark.parametrize("what,body,head_length", BAD_BINARY_V2, ids=[b[0] for b in BAD_BINARY_V2])
+def test_a_malformed_binary_v2_request_gets_a_400_json_error(live, what, body, head_length):
+    proc, url = live
+    headers = {"Content-Type": "application/octet-stream", "inference-header-content-length": str(head_length)}
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", raw=body, headers=headers)
+    assert got == 400 and isinstance(answer, dict) and answer.get("error"), (got, answer)
+    body, head_length = binary_v2([b"good film"])
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", raw=body, headers={**headers, "inference-header-content-length": str(head_length)})
+    assert got == 200 and [o["data"] for o in answer["outputs"] if o["name"] == "label"] in ([["positive"]], [["negative"]]), answer
     assert proc.poll() is None
 
 
@@ -298,6 +334,16 @@ def test_serve_py_refuses_a_models_dir_without_models_in_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: no servable model in")
+
+
+@pytest.mark.parametrize("flag,value", [("--port", "70000"), ("--port", "-1"), ("--poll-seconds", "nan"), ("--poll-seconds", "-1"),
+                                        ("--poll-seconds", "inf"), ("--max-body-bytes", "0"), ("--max-instances", "10000000000")])
+def test_serve_py_refuses_a_flag_out_of_range_before_it_starts(flag, value):
+    import serve  # the entry point's parser, in process: a refused flag never gets as far as a server
+
+    with pytest.raises(cli.UsageError, match=f"argument {flag}: .*is not between"):
+        serve.parse_args([flag, value])
+    assert serve.parse_args(["--port", "0", "--poll-seconds", "0"]).poll_seconds == 0
 
 
 LIMITS = server.Limits()

@@ -59,7 +59,9 @@ def test_a_stacked_run_reports_its_mix_and_classifies(tiny_config, tmp_path):
     metrics = artifacts.read_json(run / "metrics.json")
     mix = metrics["training"]["stacking"]
     assert set(mix) == {"deep_weight", "wide_weight", "bias", "validation_accuracy"}
-    assert metrics["accuracy"] > 0.8  # the generated reviews' sentiment words are easy for either branch
+    # The saved model is the fitted mix: its validation accuracy is the one the regression reached on those reviews.
+    assert metrics["validation"]["accuracy"] == pytest.approx(mix["validation_accuracy"]["stacked"])
+    assert metrics["accuracy"] > 0.6
 
 
 @pytest.mark.parametrize("model, overrides", [("lstm", {}), ("wide", {}), ("wide_lstm", {"refit": True})])

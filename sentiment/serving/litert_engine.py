@@ -91,12 +91,29 @@ class WideBranch:
 
 
 def load_wide_branch(path: Path) -> WideBranch:
-    """Read ``wide.npz`` (plain float32 arrays, no pickles)."""
+    """Read ``wide.npz`` (plain float32 arrays, no pickles): ``idf`` and ``kernel`` finite vectors of one length, ``bias`` and ``scale`` finite scalars."""
     model_files.check_npz(path)
     with np.load(path, allow_pickle=False) as arrays:
-        idf = arrays["idf"].astype(np.float32)
-        idf[0] = 0.0  # padding never counts, as in NgramTfIdf
-        return WideBranch(idf, arrays["kernel"].astype(np.float32), float(arrays["bias"]), float(arrays["scale"]))
+        idf, kernel, bias, scale = (arrays[name] for name in ("idf", "kernel", "bias", "scale"))
+    found = (idf, kernel, bias, scale)
+    if not (all(a.dtype.kind in "fiu" and np.isfinite(a).all() for a in found) and idf.ndim == kernel.ndim == 1
+            and len(idf) == len(kernel) > fast_tokenizer.OOV and bias.shape == scale.shape == ()):
+        shapes = ", ".join(f"{name} {a.dtype}{list(a.shape)}" for name, a in zip(("idf", "kernel", "bias", "scale"), found))
+        raise ModelError(f"{path} is refused: idf and kernel must be finite vectors of one length and bias and scale finite numbers, "
+                         f"not {shapes}")
+    idf = idf.astype(np.float32)
+    idf[0] = 0.0  # padding never counts, as in NgramTfIdf
+    return WideBranch(idf, kernel.astype(np.float32), float(bias), float(scale))
+
+
+def check_ids(words: fast_tokenizer.WordIds, vocabulary_size: int, ngram_count: int, directory: Path) -> None:
+    """Raise a ModelError unless the n-gram index gives token ids within the vocabulary and n-gram ids within the wide branch, its pairs sorted."""
+    for name, ids, size in (("token_ids", words.token_ids, vocabulary_size), ("unigram_ids", words.unigram_ids, ngram_count),
+                            ("pair_ids", words.pair_ids, ngram_count)):
+        if ids.dtype.kind not in "iu" or (len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < size):
+            raise ModelError(f"cannot load LiteRT model {directory}: the n-gram index's {name} are not whole numbers in [0, {size})")
+    if words.pair_keys.dtype.kind not in "iu" or np.any(np.diff(words.pair_keys) < 0):
+        raise ModelError(f"cannot load LiteRT model {directory}: the n-gram index's pair_keys are not sorted whole numbers")
 
 
 class LiteRTClassifier:
@@ -205,8 +222,9 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     try:
         # A wide model's n-grams: a stored index, or (exports before it) the n-gram vocabulary to index now.
         index_file, ngram_file = manifest.get("ngram_index"), manifest.get("ngram_vocabulary")
+        vocabulary = fast_tokenizer.load_vocabulary(directory / manifest["vocabulary"])
         tokenizer = fast_tokenizer.Tokenizer(
-            fast_tokenizer.load_vocabulary(directory / manifest["vocabulary"]),
+            vocabulary,
             manifest["max_len"],
             manifest["truncate"],
             fast_tokenizer.load_vocabulary(directory / ngram_file) if ngram_file and not index_file else None,
@@ -217,6 +235,8 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
         raise ModelError(f"cannot load LiteRT model {directory}: {first_line(e)}") from e
     if (wide is None) != (tokenizer.words is None):
         raise ModelError(f"cannot load LiteRT model {directory}: a wide branch needs both its n-grams and {WIDE_FILE}")
+    if wide is not None:
+        check_ids(tokenizer.words, len(vocabulary), len(wide.idf), directory)
     model = manifest.get("model")  # None for the n-gram-only model
     if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import signal
 import socket
+import struct
 import sys
 import threading
 import uuid
@@ -50,7 +51,7 @@ with program_name_only():
     import uvicorn
     from fastapi import FastAPI, Request, Response
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from kserve.errors import InvalidInput, ModelNotFound
+    from kserve.errors import InferenceError, InvalidInput, ModelNotFound
     from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
@@ -60,7 +61,7 @@ with program_name_only():
     from kserve.protocol.rest.v2_endpoints import V2Endpoints
 
 from sentiment.artifacts import numbered_versions
-from sentiment.errors import ModelError, SentimentError
+from sentiment.errors import ModelError, SentimentError, first_line
 from sentiment import explanation
 from sentiment.serving import fast_tokenizer, litert_engine, reviews
 
@@ -463,6 +464,24 @@ def replay(bodies: list[bytes], last: dict | None, receive: Callable | None = No
     return receive_again
 
 
+class CheckedDataPlane(DataPlane):
+    """KServe's data plane, refusing a malformed binary V2 request (the Open Inference Protocol's binary extension) with a 400.
+
+    KServe decodes the JSON head and the tensors appended after it in its own code, which answers a bad
+    ``inference-header-content-length``, a length prefix past the end or bytes that are not UTF-8 with a
+    500 and a traceback; here each is the client's error.
+    """
+
+    def decode_inference_request(self, body: bytes | InferenceRequest, headers: dict, model_name: str) -> InferRequest:
+        """Decode a V2 request as KServe does; what KServe cannot decode is an ``InvalidInput``."""
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except InvalidInput:
+            raise
+        except (InferenceError, KeyError, TypeError, AttributeError, ValueError, IndexError, ArithmeticError, struct.error) as e:
+            raise InvalidInput(f"the binary request cannot be read: {first_line(e)}") from None
+
+
 def add_routes(app: FastAPI, dataplane: DataPlane, models: kserve.ModelRepository) -> None:
     """Add this project's routes, ahead of KServe's: the page, TF Serving's status reply, versioned V1/V2 paths."""
     v1, v2 = V1Endpoints(dataplane), V2Endpoints(dataplane)
@@ -507,12 +526,19 @@ def add_routes(app: FastAPI, dataplane: DataPlane, models: kserve.ModelRepositor
         served(model_name, model_version)
         return await v2.infer(raw_request, raw_response, model_name, request_body)
 
+    async def read_only(model_name: str) -> Response:
+        """KServe's model repository extension, refused: only --models-dir decides what is served (no client may unload a model)."""
+        log.info("403 load or unload of %s refused", model_name)
+        return JSONResponse({"error": "the model repository is read-only: the server serves what --models-dir holds"}, status_code=403)
+
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
     app.add_api_route("/page/{name}", page_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/v1/models/{model_name}", status, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{model_version}", version_status, methods=["GET"])
     app.add_api_route("/v1/models/{model_name}/versions/{model_version}:predict", version_predict, methods=["POST"], response_model=None)
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", version_infer, methods=["POST"], response_model=None)
+    for action in ("load", "unload"):  # ahead of KServe's routes of the same paths
+        app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", read_only, methods=["POST"], include_in_schema=False)
 
 
 class VersionNotFound(ModelNotFound):
@@ -574,7 +600,7 @@ def build(settings: Settings) -> Server:
         raise ModelError(f"no servable model in {settings.models_dir} (each needs <name>/<version>/ with a LiteRT twin)")
     if repository.get_model(settings.default_model) is None:
         log.warning("default model %s is not served, so neither is %s", settings.default_model, ALIAS)
-    dataplane = DataPlane(model_registry=repository)
+    dataplane = CheckedDataPlane(model_registry=repository)
     rest = RESTServer(kserve.model_server.FASTAPI_APP_IMPORT_STRING, dataplane, ModelRepositoryExtension(model_registry=repository),
                       settings.port, grace_period=settings.grace_seconds)
     app = kserve.model_server.app
