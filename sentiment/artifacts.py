@@ -138,6 +138,12 @@ def library_versions() -> dict[str, str]:
         versions["tensorflow-datasets"] = tfds.__version__
     except ImportError:  # only needed for the TFDS source
         pass
+    from importlib import metadata
+
+    try:  # read from its metadata, not imported: gensim loads only in runs that learn word vectors
+        versions["gensim"] = metadata.version("gensim")
+    except metadata.PackageNotFoundError:
+        pass
     return versions
 
 

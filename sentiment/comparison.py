@@ -146,7 +146,8 @@ def compare(run_dirs: list[Path], out_dir: Path, with_baseline: bool = True) -> 
         rows += [table_row(anchor["model"], anchor) for anchor in anchors.values()]
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_comparison(rows, histories, out_dir / "comparison.png")
-    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].data_seed(), "rows": rows})
+    artifacts.write_json(out_dir / "comparison.json", {"runs": [str(d) for d in run_dirs], "seed": configs[0].data_seed(),
+                                                          "training_seeds": sorted({c.seed for c in configs}), "rows": rows})
     text = "\n".join([
         "# Model comparison", "",
         f"Test split of `{configs[0].data}` (split seed {configs[0].data_seed()}); every model saw the same train/validation/test reviews.",
@@ -168,9 +169,10 @@ SUMMARY_KEYS = ("accuracy", "f1", "roc_auc", "val_accuracy", "train_time_s")
 def summarize(comparison_dirs: list[Path], out_dir: Path) -> Path:
     """Write summary.md/.json: each model's mean ± std over comparisons (one per seed, each on its own split)."""
     tables = [artifacts.read_json(Path(d) / "comparison.json") for d in comparison_dirs]
-    seeds = [t.get("seed") for t in tables]
-    if None not in seeds and len(set(seeds)) < len(seeds):
-        raise ModelError(f"comparisons share a seed ({', '.join(map(str, seeds))}); summarize one comparison per seed")
+    # A comparison is one (split seed, training seeds) pair: several training seeds on one split are distinct comparisons.
+    seeds = [(t.get("seed"), tuple(t.get("training_seeds") or [t.get("seed")])) for t in tables]
+    if None not in [s for s, _ in seeds] and len(set(seeds)) < len(seeds):
+        raise ModelError(f"comparisons share a seed ({', '.join(str(s) for s, _ in seeds)}); summarize one comparison per seed")
     names = list(dict.fromkeys(row["model"] for table in tables for row in table["rows"]))
     summary = [summarize_model(name, [row for table in tables for row in table["rows"] if row["model"] == name]) for name in names]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,8 +181,8 @@ def summarize(comparison_dirs: list[Path], out_dir: Path) -> Path:
               **{f"beats_{a}": row.get(f"beats_{a}", "") for a in baseline.ANCHORS}} for row in summary]
     text = "\n".join([
         "# Results over seeds", "",
-        f"Mean ± standard deviation over {len(tables)} comparisons (a seed sets the split, initialization and shuffling;",
-        "each comparison's anchors are trained on that seed's split). `beats_<anchor>`: comparisons in which the model",
+        f"Mean ± standard deviation over {len(tables)} comparisons (one per seed: it sets initialization and shuffling, and",
+        "the split unless a split seed fixes it; each comparison's anchors are trained on its split's training reviews). `beats_<anchor>`: comparisons in which the model",
         "is more accurate than that anchor with McNemar p < 0.05, out of those with a paired test.", "",
         render_table(table), "",
     ])

@@ -72,7 +72,7 @@ def test_summary_over_seeds_gives_mean_and_std(two_runs, tmp_path):
     artifacts.write_json(second / "comparison.json", table)
     with pytest.raises(ModelError, match="share a seed"):
         comparison.summarize([first, second], tmp_path / "summary")
-    table["seed"] += 1
+    table["training_seeds"] = [table["seed"] + 100]  # another training seed on the same split: a distinct comparison
     artifacts.write_json(second / "comparison.json", table)
     comparison.summarize([first, second], tmp_path / "summary")
     rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "summary" / "summary.json")["rows"]}
