@@ -12,6 +12,7 @@ code are unchanged.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import keras
 import numpy as np
@@ -54,7 +55,9 @@ def branch_logits(classifier: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndar
     """Return labels int32 [n] and each branch's logit float32 [n, 2] (deep, wide) over (inputs, labels) batches."""
     logits = keras.Model(classifier.inputs, [classifier.get_layer(name).output for name in BRANCH_LOGITS])
     labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in ds]).astype(np.int32)
-    deep, wide = logits.predict(ds.map(lambda inputs, y: inputs), verbose=0)
+    with warnings.catch_warnings():  # a streamed split has no known length: Keras finds its end by running out
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        deep, wide = logits.predict(ds.map(lambda inputs, y: inputs), verbose=0)
     return labels, np.concatenate([np.reshape(deep, (-1, 1)), np.reshape(wide, (-1, 1))], axis=1).astype(np.float32)
 
 
