@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +27,9 @@ from sentiment import cli, training
 from sentiment.rundir import RunDir
 
 TINY = ["--vocab-size", "64", "--max-len", "32", "--embedding-dim", "8", "--units", "8", "--batch-size", "16",
-        "--val-fraction", "0.2", "--test-fraction", "0.2"]
+        "--val-fraction", "0.2", "--test-fraction", "0.2",
+        # The default model learns word vectors: they go to a temporary folder, never the checkout's pretrained/.
+        "--pretrain-dir", str(Path(tempfile.gettempdir()) / "sentiment-tests-pretrained")]
 
 
 def assert_one_line_error(code: int, err: str, message: str) -> None:
@@ -410,7 +413,7 @@ def test_sigkill_during_an_epoch_then_same_command_resumes(tmp_path):
     run = RunDir(tmp_path / "run")
     epochs = 6
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(data), "--run-dir", str(run.path), "--epochs", str(epochs),
-               "--patience", "9", "--vocab-size", "200", "--units", "64", "--max-len", "64"]
+               "--patience", "9", "--vocab-size", "200", "--units", "64", "--max-len", "64", "--pretrain-dir", str(tmp_path / "pretrained")]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_epochs(run.path, 2, [proc], 240)
     os.killpg(proc.pid, signal.SIGKILL)  # somewhere in epoch 3 (or just before its backup of epoch 2)
