@@ -64,6 +64,7 @@ def test_lstm_litert_matches_savedmodel(saved_model):
     assert_engines_agree(version, REVIEWS + ["<br />..."])  # no words: the SavedModel's all-padding row
 
 
+@pytest.mark.slow  # end to end, tens of seconds: with the slow tests (CI runs both)
 def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config, tmp_path):
     """A wide model: the deep branch in LiteRT, the TF-IDF branch in NumPy; also rebuilt from the SavedModel alone."""
     config = tiny_config("wide_lstm", ngram_vocab_size=300, epochs=2, learning_rate=0.02)

@@ -32,6 +32,7 @@ def test_same_config_twice_gives_same_validation_metrics(tiny_config, tmp_path):
         assert [row[key] for row in histories[0]] == [row[key] for row in histories[1]]
 
 
+@pytest.mark.slow  # end to end, tens of seconds: with the slow tests (CI runs both)
 def test_interrupted_run_resumes_from_last_finished_epoch(tiny_config, tmp_path, caplog):
     config = tiny_config("gru", epochs=3, patience=5)
     run_dir = RunDir(tmp_path / "run")

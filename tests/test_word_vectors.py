@@ -72,6 +72,7 @@ def test_a_killed_training_resumes_after_its_last_finished_epoch(wv_config, monk
     assert record["corpus_vocabulary"] > 0
 
 
+@pytest.mark.slow  # end to end, tens of seconds: with the slow tests (CI runs both)
 def test_a_run_starts_its_embedding_from_the_vectors(wv_config, tmp_path):
     run = experiment.run(dataclasses.replace(wv_config, epochs=1), tmp_path / "run", verbose=0)
     record = artifacts.read_json(run / "metrics.json")["training"]["word_vectors"]
