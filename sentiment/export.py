@@ -43,6 +43,7 @@ WARMUP_REVIEWS = (
 )
 SERVING_CHUNK = 256  # reviews per model call inside the serving signature
 TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
+PATH_FIELDS = ("data", "tfds_data_dir", "unlabelled", "pretrain_dir")  # config fields that may hold a path of this machine
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a model's folder under --models-dir
 
 
@@ -175,9 +176,27 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     # Headline figures travel with the model; per-review test predictions (for paired tests) stay in the run.
     metrics = {k: v for k, v in artifacts.read_json(run.metrics).items() if k != "predictions"}
     run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
-    metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
-                "calibration": calibration_of(metrics)}
-    return export_model(model, config, Path(export_root) / check_model_name(name or config.model), metadata)
+    metadata = portable({"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
+                         "calibration": calibration_of(metrics)})
+    shipped = dataclasses.replace(config, **{f: portable_path(getattr(config, f)) for f in PATH_FIELDS})
+    return export_model(model, shipped, Path(export_root) / check_model_name(name or config.model), metadata)
+
+
+def portable_path(value: str) -> str:
+    """Return ``value`` with an absolute path cut to its file name: an export leaves no path of the exporting machine."""
+    return Path(value).name if Path(value).expanduser().is_absolute() else value
+
+
+def portable(value: object) -> object:
+    """Return ``value`` (JSON: dicts, lists, strings) with every absolute path, also in ``--flag=/path``, cut to its file name."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and value.startswith("--") and "=" in value:
+        flag, _, path = value.partition("=")
+        return f"{flag}={portable_path(path)}"
+    return portable_path(value) if isinstance(value, str) and value else value
 
 
 def check_model_name(name: str) -> str:

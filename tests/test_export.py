@@ -68,6 +68,23 @@ def test_metadata_travels_with_the_model(run_dir, tmp_path):
     assert "predictions" not in meta["metrics"]  # per-review test predictions stay in the run dir
 
 
+def test_metadata_names_paths_by_file_name(run_dir, tmp_path):
+    """An export says which data made it but carries no path of the exporting machine."""
+    text = (export.export_run(run_dir, tmp_path) / artifacts.METADATA_FILE).read_text()
+    meta = json.loads(text)
+    assert meta["config"]["data"] == "r.csv" and meta["run_dir"] == "run"
+    assert str(run_dir.parent) not in text
+
+
+@pytest.mark.parametrize("argv, cut", [
+    (["train.py", "--data", "/home/me/imdb.csv", "--seed", "1"], ["train.py", "--data", "imdb.csv", "--seed", "1"]),
+    (["train.py", "--unlabelled=/srv/u/unsup.csv.gz"], ["train.py", "--unlabelled=unsup.csv.gz"]),
+    (["train.py", "--data", "imdb", "--run-dir", "runs/x"], ["train.py", "--data", "imdb", "--run-dir", "runs/x"]),
+])
+def test_portable_cuts_absolute_paths(argv, cut):
+    assert export.portable({"command": argv, "n": 3}) == {"command": cut, "n": 3}
+
+
 def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
     def explode(model, path, calibrated=None):
         path.mkdir(parents=True)
