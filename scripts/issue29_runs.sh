@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind issue 29's figures: three training seeds on the seed-42 split of the labelled CSV, word vectors
 # learned once from its training reviews + the unlabelled file and shared by every run.
-#   usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]   (steps: v5 stacked wide lstm random simple_rnn joint)
+#   usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]   (steps: v5 stacked wide lstm lstm_v3 random simple_rnn simple_rnn_v3 joint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]}
@@ -23,8 +23,10 @@ for seed in 42 43 44; do  # a whole seed first: its figures are complete before 
       stacked) train wide_lstm_v4 "$seed" --config configs/wide_lstm_v4.json ;;  # v5 reading max and mean of all states: slower
       wide) train wide "$seed" --model wide ;;
       lstm) train lstm_v2 "$seed" --config configs/lstm_v2.json ;;
+      lstm_v3) train lstm_v3 "$seed" --config configs/lstm_v3.json ;;  # lstm v2 with a 40k vocabulary of 64-d vectors (same size)
       random) train lstm_v2_random "$seed" --config configs/lstm_v2.json --word-vector-epochs 0 ;;  # the control: random vectors
       simple_rnn) train simple_rnn_v2 "$seed" --config configs/simple_rnn_v2.json ;;
+      simple_rnn_v3) train simple_rnn_v3 "$seed" --config configs/simple_rnn_v3.json ;;  # v2 trained longer: twice the step, slower decay, up to 8 epochs
       joint) train wide_lstm_v3 "$seed" --config configs/wide_lstm_v3.json ;;  # the joint recipe of the earlier default
     esac
   done

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from sentiment import calibration, explanation, metrics, preprocessing, report
 from sentiment.config import Config, parse_threshold
-from sentiment.errors import ConfigError
+from sentiment.errors import ConfigError, DataError
 from sentiment.data.sources import Split, Splits
 from sentiment.rundir import RunDir
 
@@ -130,6 +130,9 @@ def reevaluate(scorer: Scorer, config: Config, name: str, out_dir: Path, data: s
     ``threshold``: a number, or a target (``f1``, ``precision=X``, ``recall=X``) met on the validation split.
     """
     # The split settings of training apply, so "test" is the same held-out part it never saw.
+    if not data and config.data != "imdb" and not Path(config.data).expanduser().exists():
+        # Exports name their data by file name only (no path of the machine that made them).
+        raise DataError(f"{name} was trained on {config.data}, which is not here: give its path with --data")
     data_config = dataclasses.replace(config, data=data or config.data, max_examples=0)
     splits = preprocessing.load_clean_splits(data_config)
     chosen = select_split(splits, split)

@@ -145,6 +145,19 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_runs(tmp_path_factory) -> list[Path]:
+    """A tiny SimpleRNN run and a tiny LSTM run on one split, shared (read-only) by the evaluation and comparison tests."""
+    from sentiment import experiment, training
+
+    tmp = tmp_path_factory.mktemp("two_runs")
+    data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])
+    common = dict(data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=2, batch_size=16,
+                  val_fraction=0.2, test_fraction=0.2, learning_rate=0.02)
+    training.seed_everything(0)
+    return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
+
+
+@pytest.fixture(scope="session")
 def saved_model(run_dir, tmp_path_factory) -> Path:
     """The shared run exported as ``<root>/lstm/1``; returns the root."""
     from sentiment import export

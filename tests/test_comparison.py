@@ -1,4 +1,4 @@
-"""Comparing two tiny runs against the cheap anchors (TF-IDF + LR, NBSVM-bi)."""
+"""Comparing two tiny runs against the cheap anchors (TF-IDF + LR, NBSVM-bi, fastText)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from sentiment import artifacts, baseline, comparison, experiment, training
+from sentiment import artifacts, baseline, comparison
 from sentiment.errors import ModelError
-
-
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    from conftest import make_reviews, write_csv
-    from sentiment.config import make_config
-
-    tmp = tmp_path_factory.mktemp("compare")
-    data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])
-    common = dict(data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=2, batch_size=16,
-                  val_fraction=0.2, test_fraction=0.2, learning_rate=0.02)
-    training.seed_everything(0)
-    return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
 
 
 def test_comparison_of_two_runs_with_baseline(two_runs, tmp_path):
     md = comparison.compare(two_runs, tmp_path)
     rows = artifacts.read_json(tmp_path / "comparison.json")["rows"]
-    assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi"]
+    assert [r["model"] for r in rows] == ["simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi", "fasttext"]
     assert all({"accuracy", "f1", "roc_auc", "train_time_s", "tokens_per_second", "parameters", "acc_>400"} <= set(r) for r in rows)
     assert rows[1]["parameters"] > rows[0]["parameters"]  # LSTM has four gates' worth of weights
     for row in rows[:2]:  # each model against each anchor on the same test reviews
-        for anchor in ("tfidf_logreg", "nbsvm_bi"):
+        for anchor in baseline.ANCHORS:
             pair = row[f"vs_{anchor}"]
             assert 0 < pair["mcnemar_p"] <= 1 and pair["anchor"] == anchor and pair["only_model_right"] >= 0
     assert not any(k.startswith("vs_") for r in rows[2:] for k in r) and all(r["accuracy_ci95"] for r in rows)
@@ -76,7 +63,7 @@ def test_summary_over_seeds_gives_mean_and_std(two_runs, tmp_path):
     artifacts.write_json(second / "comparison.json", table)
     comparison.summarize([first, second], tmp_path / "summary")
     rows = {r["model"]: r for r in artifacts.read_json(tmp_path / "summary" / "summary.json")["rows"]}
-    assert set(rows) == {"simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi"} and rows["lstm"]["runs"] == 2
+    assert set(rows) == {"simple_rnn", "lstm", "tfidf_logreg", "nbsvm_bi", "fasttext"} and rows["lstm"]["runs"] == 2
     lstm_accuracy = table["rows"][1]["accuracy"]
     assert rows["lstm"]["accuracy"]["mean"] == pytest.approx(lstm_accuracy - 0.05)
     assert rows["lstm"]["accuracy"]["std"] == pytest.approx(0.1 / 2**0.5)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sentiment import artifacts, evaluation, prediction
+from sentiment.errors import DataError
 
 
 def test_score_in_length_order_restores_order():
@@ -23,20 +24,6 @@ def test_two_versions_of_the_same_number_get_two_report_folders():
     assert len(set(dirs)) == 2 and all(d.parent == Path("x") for d in dirs)
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    from conftest import make_reviews, write_csv
-    from sentiment import experiment, training
-    from sentiment.config import make_config
-
-    tmp = tmp_path_factory.mktemp("reeval")
-    data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])
-    common = dict(data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=2, batch_size=16,
-                  val_fraction=0.2, test_fraction=0.2, learning_rate=0.02)
-    training.seed_everything(0)
-    return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
-
-
 def test_reevaluate_run_dir_and_exported_model(two_runs, tmp_path):
     from sentiment import export
 
@@ -50,7 +37,10 @@ def test_reevaluate_run_dir_and_exported_model(two_runs, tmp_path):
     assert again["ece"] == pytest.approx(original["ece"], abs=1e-4)  # calibrated as the run was
     export.export_run(two_runs[1], tmp_path / "models")
     scorer, config, name, _ = prediction.load_scorer("lstm", tmp_path / "models")
-    evaluation.reevaluate(scorer, config, name, tmp_path / "model_eval", split="all")
+    with pytest.raises(DataError, match="was trained on r.csv, which is not here: give its path with --data"):
+        evaluation.reevaluate(scorer, config, name, tmp_path / "model_eval", split="all")
+    data = artifacts.read_json(two_runs[1] / "config.json")["data"]
+    evaluation.reevaluate(scorer, config, name, tmp_path / "model_eval", data, split="all")
     assert artifacts.read_json(tmp_path / "model_eval" / "metrics.json")["examples"] == 150
     assert (tmp_path / "model_eval" / "report.md").exists()
 
