@@ -21,7 +21,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", default="docs/study", help="output directory (default: docs/study)")
     parser.add_argument("--gradient-steps", type=int, default=400, help="review length (tokens) for the gradient measurement")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per probe cell, 0..N-1 (default: 3)")
-    parser.add_argument("--tasks", default="first_token,interference,adding", help="probe tasks, comma-separated")
+    parser.add_argument("--tasks", default="first_token,interference,adding",
+                        help="probe tasks, comma-separated; 'none' studies the runs' real reviews alone (gradient flow, length buckets)")
     parser.add_argument("--max-length", type=int, default=400, help="skip probe lengths above this (quick runs; each task keeps its shortest)")
     parser.add_argument("--workers", type=int, default=2, help="processes training probe cells side by side (default: 2)")
     parser.add_argument("--redraw", action="store_true", help="only redraw figures and study.md from --out/study.json")
@@ -42,7 +43,7 @@ def parse_runs(items: list[str]) -> dict[str, Path]:
 def main(argv: list[str]) -> int:
     """Run the study on the named runs (or redraw it) and print study.md."""
     args = parse_args(argv)
-    runs, tasks = parse_runs(args.run), tuple(t for t in args.tasks.split(",") if t.strip())
+    runs, tasks = parse_runs(args.run), tuple(t for t in args.tasks.split(",") if t.strip() and args.tasks != "none")
     if not runs and not args.redraw:
         raise cli.UsageError("give at least one --run NAME=RUN_DIR (or --redraw)")
     if min(args.seeds, args.workers) < 1 or min(args.gradient_steps, args.max_length) < 2:
@@ -53,8 +54,8 @@ def main(argv: list[str]) -> int:
     from sentiment.study import probes, rnn_study
 
     unknown = sorted(set(tasks) - set(probes.TASKS))
-    if unknown or not tasks:
-        raise cli.UsageError(f"unknown probe task(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(probes.TASKS)}")
+    if unknown or not (tasks or args.tasks == "none"):
+        raise cli.UsageError(f"unknown probe task(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(probes.TASKS)} (or none)")
     if args.redraw:
         study = rnn_study.render_saved_study(Path(args.out))
     else:

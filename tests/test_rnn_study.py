@@ -88,6 +88,14 @@ def test_study_md_and_figures_come_from_study_json(run_dir, tmp_path):
         assert (tmp_path / figure).stat().st_size > 0 and f"({figure})" in text
 
 
+def test_a_study_of_real_reviews_alone_has_no_synthetic_part(run_dir, tmp_path):
+    study = {**fake_study(run_dir), "probes": {}, "recipes": {}}
+    artifacts.write_json(tmp_path / "study.json", study)
+    text = rnn_study.render_saved_study(tmp_path).read_text(encoding="utf-8")
+    assert "## Real reviews by length" in text and "## Gradient flow on real reviews" in text
+    assert "Synthetic probes" not in text and not (tmp_path / "probes.png").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--run", "lstm"], "--run takes NAME=RUN_DIR"),
     (["--run", "a=b", "--seeds", "0"], "--seeds and --workers must be at least 1"),
