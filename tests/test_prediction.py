@@ -24,6 +24,8 @@ SHIPPED = {
     # BiLSTM over the last 800 tokens from skip-gram vectors of training + unlabelled reviews (configs/lstm_v2.json).
     ("lstm", "2"): {"This movie was wonderful": (0.913993, "positive"), "Worst film I have ever seen": (0.017099, "negative")},
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
+    # BiSimpleRNN, max and mean over the last 800 tokens from the same vectors as lstm/2, trained longer (configs/simple_rnn_v3.json).
+    ("simple_rnn", "2"): {"This movie was wonderful": (0.992565, "positive"), "Worst film I have ever seen": (0.049706, "negative")},
     ("wide_lstm", "1"): {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")},
     ("wide_lstm", "2"): {"This movie was wonderful": (0.854967, "positive"), "Worst film I have ever seen": (0.015590, "negative")},
     # wide_lstm/2 recalibrated (export_model.py --calibrate): the same weights, temperature 0.870.
