@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 WINDOW, NEGATIVE, MIN_COUNT, SUBSAMPLE = 5, 5, 3, 1e-4  # word2vec's usual skip-gram settings for a corpus of this size
 START_ALPHA, END_ALPHA = 0.025, 1e-4  # gensim's defaults, decayed linearly over all epochs as one run would
-WORKERS = 2  # this machine's cores; more threads do not change the vectors' quality, only their order
+# One thread: gensim's threads race on the shared vectors (Hogwild), so two threads give different vectors on every
+# run, and the classifiers started from them differ too (lstm v2, seed 42: 0.9092, then 0.9012 from new vectors).
+WORKERS = 1
 # The settings the vectors depend on, besides the text: change one, get new vectors. Their seed is the split's
 # (Config.data_seed), so training seeds on one split share them.
 VECTOR_SETTINGS = ("embedding_dim", "seed", "word_vector_epochs")
@@ -40,7 +42,7 @@ VECTOR_SETTINGS = ("embedding_dim", "seed", "word_vector_epochs")
 
 def vector_settings(config: Config) -> dict:
     """Return the settings the vectors are learned with (``seed``: the split's seed)."""
-    return {**{k: getattr(config, k) for k in VECTOR_SETTINGS}, "seed": config.data_seed()}
+    return {**{k: getattr(config, k) for k in VECTOR_SETTINGS}, "seed": config.data_seed(), "workers": WORKERS}
 
 
 def vectors_dir(config: Config, digest: str) -> Path:
@@ -145,7 +147,10 @@ def embedding_matrix(record: dict, vocabulary: list[str], config: Config) -> np.
 def save_state(model, folder: Path, epochs_done: int) -> None:
     """Write the training state (input and output vectors) after ``epochs_done`` epochs, atomically."""
     buffer = io.BytesIO()
-    np.savez(buffer, vectors=model.wv.vectors, output=model.syn1neg, epochs=np.int64(epochs_done))
+    # The sampler's random state too: a resumed run then draws what an uninterrupted one would.
+    _, keys, position, has_gauss, gauss = model.random.get_state()
+    np.savez(buffer, vectors=model.wv.vectors, output=model.syn1neg, epochs=np.int64(epochs_done),
+             random_keys=keys, random_position=np.int64(position), random_gauss=np.array([has_gauss, gauss], np.float64))
     artifacts.write_bytes(folder / "state.npz", buffer.getvalue())
 
 
@@ -160,6 +165,8 @@ def restore_state(model, folder: Path) -> int:
                 raise ValueError("its shapes differ from this vocabulary's")
             model.wv.vectors[:] = data["vectors"]
             model.syn1neg[:] = data["output"]
+            has_gauss, gauss = data["random_gauss"]
+            model.random.set_state(("MT19937", data["random_keys"], int(data["random_position"]), int(has_gauss), float(gauss)))
             return int(data["epochs"])
     except (OSError, KeyError, ValueError) as e:
         log.warning("ignoring the word vectors' saved state %s (%s): starting over", path, e)

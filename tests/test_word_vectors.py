@@ -70,6 +70,17 @@ def test_a_killed_training_resumes_after_its_last_finished_epoch(wv_config, monk
         record, _, _ = learn(wv_config)
     assert "(1 done before)" in caplog.text and "epoch 2/2 done" in caplog.text and "epoch 1/2 done" not in caplog.text
     assert record["corpus_vocabulary"] > 0
+    # ... and ends with the vectors an uninterrupted run learns.
+    whole, _, _ = learn(dataclasses.replace(wv_config, pretrain_dir=wv_config.pretrain_dir + "-whole"))
+    np.testing.assert_array_equal(np.load(f"{record['vectors']}/vectors.npy"), np.load(f"{whole['vectors']}/vectors.npy"))
+
+
+def test_the_same_text_and_settings_give_the_same_vectors_every_time(wv_config, tmp_path):
+    """Reproducible: no race between threads on the shared vectors."""
+    # Text enough for several of gensim's 10,000-word jobs, so threads would race.
+    many = write_csv(tmp_path / "many.csv", [(text, "") for text, _ in make_reviews(4000, seed=2)])
+    records = [learn(dataclasses.replace(wv_config, unlabelled=str(many), pretrain_dir=str(tmp_path / f"p{i}")))[0] for i in range(2)]
+    np.testing.assert_array_equal(*(np.load(f"{r['vectors']}/vectors.npy") for r in records))
 
 
 @pytest.mark.slow  # end to end, tens of seconds: with the slow tests (CI runs both)
