@@ -19,6 +19,21 @@ def test_gradient_flow_measures_every_step(run_dir):
     assert flow["reviews"] == 4
 
 
+@pytest.mark.parametrize("readout, bidirectional", [("last", False), ("mean", False), ("max", True), ("max_mean", True)])
+def test_the_gradient_path_is_the_model_itself_for_every_readout(readout, bidirectional):
+    """From the embedding onward, the study's forward pass gives the classifier's own probabilities."""
+    from sentiment import models
+    from sentiment.config import make_config
+
+    config = make_config("lstm", vocab_size=50, max_len=12, embedding_dim=8, units=4, readout=readout, bidirectional=bidirectional)
+    model = models.build_model(config)
+    ids = np.random.default_rng(0).integers(2, 50, (3, 12)).astype(np.int32)
+    expected = model(ids, training=False)
+    embedded = model.get_layer("embedding")(ids)
+    got = rnn_study.forward_from_embeddings(model, embedded, np.ones_like(ids, dtype=bool))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
 def test_gradient_flow_seeds_only_through_the_entry_points_function(run_dir, monkeypatch):
     """Library code leaves the process's random state alone; study.py's reseed makes each measurement repeat exactly."""
     import keras

@@ -51,9 +51,11 @@ class StudySettings:
 
 def forward_from_embeddings(model: keras.Model, embedded: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Run ``model`` from its embedding output onward (inference mode): [b, t, d] → P(positive) [b, 1]."""
-    x = model.get_layer("recurrent")(embedded, mask=mask, training=False)
-    if any(layer.name == "mean_over_time" for layer in model.layers):
-        x = model.get_layer("mean_over_time")(x, mask=mask)
+    states = model.get_layer("recurrent")(embedded, mask=mask, training=False)
+    names = {layer.name for layer in model.layers}
+    # The readout as models.read_out builds it: the last state, or max and/or mean over the real steps.
+    pooled = [model.get_layer(name)(states, mask=mask) for name in ("max_over_time", "mean_over_time") if name in names]
+    x = model.get_layer("max_and_mean")(pooled) if len(pooled) == 2 else (pooled[0] if pooled else states)
     return model.get_layer("probability")(x)
 
 
