@@ -123,6 +123,14 @@ def report_name(spec: str, split: str) -> str:
     return "-".join(parts + [split])
 
 
+def training_data(config: Config, data: str | None, name: str) -> str:
+    """Return ``data``, or else the data ``config`` was trained on if it is here (DataError naming the fix if not)."""
+    if not data and config.data != "imdb" and not Path(config.data).expanduser().exists():
+        # Exports name their data by file name only (no path of the machine that made them).
+        raise DataError(f"{name} was trained on {config.data}, which is not here: give its path with --data")
+    return data or config.data
+
+
 def reevaluate(scorer: Scorer, config: Config, name: str, out_dir: Path, data: str | None = None, split: str = "test",
                threshold: str | float = 0.5) -> Path:
     """Evaluate a trained model on ``data`` (default: its training data) with its training split settings; write a report.
@@ -130,10 +138,7 @@ def reevaluate(scorer: Scorer, config: Config, name: str, out_dir: Path, data: s
     ``threshold``: a number, or a target (``f1``, ``precision=X``, ``recall=X``) met on the validation split.
     """
     # The split settings of training apply, so "test" is the same held-out part it never saw.
-    if not data and config.data != "imdb" and not Path(config.data).expanduser().exists():
-        # Exports name their data by file name only (no path of the machine that made them).
-        raise DataError(f"{name} was trained on {config.data}, which is not here: give its path with --data")
-    data_config = dataclasses.replace(config, data=data or config.data, max_examples=0)
+    data_config = dataclasses.replace(config, data=training_data(config, data, name), max_examples=0)
     splits = preprocessing.load_clean_splits(data_config)
     chosen = select_split(splits, split)
     value = pick_threshold(scorer, splits.validation, str(threshold))

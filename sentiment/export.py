@@ -119,13 +119,16 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
     """Export atomically as the next version under ``model_root`` (with its LiteRT twin); return the version directory.
 
     ``metadata["calibration"]`` (temperature and threshold, as ``calibration.calibrate`` returns) is baked into the signature.
+    Absolute paths in ``config`` and ``metadata`` are written as file names (``portable``).
     """
+    config = dataclasses.replace(config, **{f: portable_path(getattr(config, f)) for f in PATH_FIELDS})
+    metadata = portable(metadata or {})
     model_root.mkdir(parents=True, exist_ok=True)
     remove_abandoned_exports(model_root)
     # Hidden (servers only load integer dirs) and named after this process, so a killed export is recognisable.
     tmp = model_root / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        write_savedmodel(model, tmp, (metadata or {}).get("calibration"))
+        write_savedmodel(model, tmp, metadata.get("calibration"))
         artifacts.write_json(
             tmp / METADATA_FILE,
             {
@@ -134,7 +137,7 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
                 "max_len": config.max_len,
                 "exported": dt.datetime.now().isoformat(timespec="seconds"),
                 "versions": artifacts.library_versions(),
-                **(metadata or {}),
+                **metadata,
             },
         )
         write_warmup_requests(tmp / artifacts.LITERT_DIR / WARMUP_FILE)
@@ -176,10 +179,9 @@ def export_run(run_dir: str | Path, export_root: str | Path = "saved_models", na
     # Headline figures travel with the model; per-review test predictions (for paired tests) stay in the run.
     metrics = {k: v for k, v in artifacts.read_json(run.metrics).items() if k != "predictions"}
     run_info = artifacts.read_json(run.run_info) if run.run_info.exists() else {}
-    metadata = portable({"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
-                         "calibration": calibration_of(metrics)})
-    shipped = dataclasses.replace(config, **{f: portable_path(getattr(config, f)) for f in PATH_FIELDS})
-    return export_model(model, shipped, Path(export_root) / check_model_name(name or config.model), metadata)
+    metadata = {"run_dir": str(run.path), "command": run_info.get("argv"), "metrics": metrics,
+                "calibration": calibration_of(metrics)}
+    return export_model(model, config, Path(export_root) / check_model_name(name or config.model), metadata)
 
 
 def portable_path(value: str) -> str:
@@ -246,8 +248,9 @@ def recalibrate(version_dir: str | Path, data: str | None = None) -> Path:
                                     preprocessing.make_preprocessor(config, vocabulary, ngram_vocabulary))
     score = evaluation.model_scorer(model)  # uncalibrated
     check_rebuilt(score, loaded, metadata, litert_export.probe_reviews(vocabulary, ngram_vocabulary, config.max_len), path)
-    splits = preprocessing.load_clean_splits(dataclasses.replace(config, data=data or config.data, max_examples=0))
-    log.info("calibrating on %d validation reviews of %s", len(splits.validation), data or config.data)
+    data = evaluation.training_data(config, data, str(path))
+    splits = preprocessing.load_clean_splits(dataclasses.replace(config, data=data, max_examples=0))
+    log.info("calibrating on %d validation reviews of %s", len(splits.validation), data)
     raw_validation = evaluation.score_in_length_order(score, splits.validation.texts)
     calibrated = calibration.calibrate(splits.validation.labels, raw_validation, config.threshold)
     raw_test = evaluation.score_in_length_order(score, splits.test.texts)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from sentiment import artifacts, calibration, experiment, export
-from sentiment.errors import ModelError
+from sentiment.errors import DataError, ModelError
 
 REVIEWS = ["A great, wonderful film!", "awful boring worst plot", "the movie"]
 
@@ -189,8 +189,12 @@ def test_an_older_export_is_recalibrated_into_the_next_version(run_dir, tmp_path
 
     root = tmp_path / "models" / "lstm"
     old = export.export_model(models.load_model(run_dir / "model.keras"), RunDir(run_dir).load_config(), root)  # uncalibrated, as before
-    new = export.recalibrate(old)  # the data path recorded in its config
+    data = RunDir(run_dir).load_config().data  # the export records its file name only
+    with pytest.raises(DataError, match="was trained on r.csv, which is not here: give its path with --data"):
+        export.recalibrate(old)
+    new = export.recalibrate(old, data)
     assert new == root / "2" and (new / artifacts.LITERT_DIR / export.WARMUP_FILE).is_file()
+    assert str(tmp_path) not in (new / artifacts.METADATA_FILE).read_text()  # "recalibrated_from" included
     fitted = json.loads((new / artifacts.METADATA_FILE).read_text())["calibration"]
     assert fitted["method"] == "temperature" and {"ece_before", "ece_after"} <= set(fitted["test"])
     before = prediction.Predictor(old).probabilities(REVIEWS)
@@ -201,10 +205,10 @@ def test_an_older_export_is_recalibrated_into_the_next_version(run_dir, tmp_path
     meta.pop("calibration")  # metadata that no longer says what its signature does
     (new / artifacts.METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="metadata.json is damaged or edited"):  # the export's checksums name it first
-        export.recalibrate(new)
+        export.recalibrate(new, data)
     model_files.write_checksums(new)  # and with checksums forged to match, the rebuilt model still tells
     with pytest.raises(ModelError, match="differs from its SavedModel"):
-        export.recalibrate(new)
+        export.recalibrate(new, data)
 
 
 def test_a_run_or_name_cannot_send_the_export_outside_the_models_dir(run_dir, tmp_path):
