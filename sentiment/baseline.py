@@ -1,4 +1,4 @@
-"""The strongest cheap anchors every model is measured against (scikit-learn), trained on the runs' own split.
+"""The strongest cheap anchors every model is measured against (scikit-learn; fastText's model in Keras), trained on the runs' own split.
 
 - ``tfidf_logreg``: TF-IDF word 1-2 grams (sublinear tf) + logistic regression.
 - ``fasttext``: the fastText classifier's architecture (Joulin et al. 2017) in Keras: the mean of the

@@ -44,6 +44,8 @@ WARMUP_REVIEWS = (
 SERVING_CHUNK = 256  # reviews per model call inside the serving signature
 TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
 PATH_FIELDS = ("data", "tfds_data_dir", "unlabelled", "pretrain_dir")  # config fields that may hold a path of this machine
+# Metadata keys whose strings may be paths of this machine: those fields, the run's and its encoder's folders, its command.
+PATH_KEYS = frozenset(PATH_FIELDS + ("source", "run_dir", "recalibrated_from", "vectors", "encoder", "command"))
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a model's folder under --models-dir
 
 
@@ -189,16 +191,21 @@ def portable_path(value: str) -> str:
     return Path(value).name if Path(value).expanduser().is_absolute() else value
 
 
-def portable(value: object) -> object:
-    """Return ``value`` (JSON: dicts, lists, strings) with every absolute path, also in ``--flag=/path``, cut to its file name."""
+def portable(value: object, key: str = "") -> object:
+    """Return ``value`` (JSON) with the absolute paths under path keys (``PATH_KEYS``, ``--flag=/path`` in a command) cut to file names.
+
+    Only those keys: a review quoted in the metrics that starts with "/" stays as it is.
+    """
     if isinstance(value, dict):
-        return {key: portable(item) for key, item in value.items()}
+        return {k: portable(item, k) for k, item in value.items()}
     if isinstance(value, list):
-        return [portable(item) for item in value]
-    if isinstance(value, str) and value.startswith("--") and "=" in value:
+        return [portable(item, key) for item in value]
+    if not (isinstance(value, str) and value and key in PATH_KEYS):
+        return value
+    if value.startswith("--") and "=" in value:
         flag, _, path = value.partition("=")
         return f"{flag}={portable_path(path)}"
-    return portable_path(value) if isinstance(value, str) and value else value
+    return portable_path(value)
 
 
 def check_model_name(name: str) -> str:

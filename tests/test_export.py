@@ -85,6 +85,11 @@ def test_portable_cuts_absolute_paths(argv, cut):
     assert export.portable({"command": argv, "n": 3}) == {"command": cut, "n": 3}
 
 
+def test_portable_leaves_text_outside_path_keys_alone():
+    quoted = {"confident_mistakes": [{"text": "/10 is what I would give it"}], "data": {"source": "/srv/x/r.csv"}}
+    assert export.portable(quoted) == {"confident_mistakes": [{"text": "/10 is what I would give it"}], "data": {"source": "r.csv"}}
+
+
 def test_failed_export_leaves_nothing_behind(run_dir, tmp_path, monkeypatch):
     def explode(model, path, calibrated=None):
         path.mkdir(parents=True)
