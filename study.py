@@ -43,7 +43,8 @@ def parse_runs(items: list[str]) -> dict[str, Path]:
 def main(argv: list[str]) -> int:
     """Run the study on the named runs (or redraw it) and print study.md."""
     args = parse_args(argv)
-    runs, tasks = parse_runs(args.run), tuple(t for t in args.tasks.split(",") if t.strip() and args.tasks != "none")
+    real_only = args.tasks == "none"
+    runs, tasks = parse_runs(args.run), () if real_only else tuple(t for t in args.tasks.split(",") if t.strip())
     if not runs and not args.redraw:
         raise cli.UsageError("give at least one --run NAME=RUN_DIR (or --redraw)")
     if min(args.seeds, args.workers) < 1 or min(args.gradient_steps, args.max_length) < 2:
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     from sentiment.study import probes, rnn_study
 
     unknown = sorted(set(tasks) - set(probes.TASKS))
-    if unknown or not (tasks or args.tasks == "none"):
+    if unknown or not (tasks or real_only):
         raise cli.UsageError(f"unknown probe task(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(probes.TASKS)} (or none)")
     if args.redraw:
         study = rnn_study.render_saved_study(Path(args.out))

@@ -43,9 +43,10 @@ WARMUP_REVIEWS = (
 )
 SERVING_CHUNK = 256  # reviews per model call inside the serving signature
 TMP_PREFIX = ".tmp-"  # export in progress: <model_root>/.tmp-<pid>-<random>/
-PATH_FIELDS = ("data", "tfds_data_dir", "unlabelled", "pretrain_dir")  # config fields that may hold a path of this machine
-# Metadata keys whose strings may be paths of this machine: those fields, the run's and its encoder's folders, its command.
-PATH_KEYS = frozenset(PATH_FIELDS + ("source", "run_dir", "recalibrated_from", "vectors", "encoder", "command"))
+# Metadata keys whose strings may be paths of this machine: the config's data and pretraining fields, the run's and
+# its encoder's folders, its command.
+PATH_KEYS = frozenset(("data", "tfds_data_dir", "unlabelled", "pretrain_dir", "source", "run_dir", "recalibrated_from",
+                       "vectors", "encoder", "command"))
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a model's folder under --models-dir
 
 
@@ -121,10 +122,9 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
     """Export atomically as the next version under ``model_root`` (with its LiteRT twin); return the version directory.
 
     ``metadata["calibration"]`` (temperature and threshold, as ``calibration.calibrate`` returns) is baked into the signature.
-    Absolute paths in ``config`` and ``metadata`` are written as file names (``portable``).
+    Absolute paths in the config and ``metadata`` are written as file names (``portable``).
     """
-    config = dataclasses.replace(config, **{f: portable_path(getattr(config, f)) for f in PATH_FIELDS})
-    metadata = portable(metadata or {})
+    metadata = metadata or {}
     model_root.mkdir(parents=True, exist_ok=True)
     remove_abandoned_exports(model_root)
     # Hidden (servers only load integer dirs) and named after this process, so a killed export is recognisable.
@@ -133,14 +133,14 @@ def export_model(model: keras.Model, config: Config, model_root: Path, metadata:
         write_savedmodel(model, tmp, metadata.get("calibration"))
         artifacts.write_json(
             tmp / METADATA_FILE,
-            {
+            portable({
                 "config": config.to_dict(),
                 "vocab_size": config.vocab_size,
                 "max_len": config.max_len,
                 "exported": dt.datetime.now().isoformat(timespec="seconds"),
                 "versions": artifacts.library_versions(),
                 **metadata,
-            },
+            }),
         )
         write_warmup_requests(tmp / artifacts.LITERT_DIR / WARMUP_FILE)
         if litert:
