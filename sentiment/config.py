@@ -20,6 +20,7 @@ DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribut
 STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 WIDE_ONLY = "wide"  # the model that is the n-gram branch alone: no embedding, no recurrent layer (sentiment.models)
 BRANCH_CHOICES = ("joint", "stacked")  # how a wide and deep model's two branches learn (sentiment.stacking)
+TEACHER_CHOICES = ("", "nbsvm_bi", "tfidf_logreg", "fasttext")  # anchors that can label the unlabelled reviews (sentiment.baseline.ANCHORS)
 TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.pretraining)
 
 
@@ -75,6 +76,7 @@ class Config:
     pretrain_batch_size: int = _field(32, "reviews per language-model batch (smaller than the classifier's: more updates per epoch)")
     pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
     word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.word_vectors)")
+    teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.teacher)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -124,6 +126,7 @@ class Config:
             ("branches", self.branches in BRANCH_CHOICES, " or ".join(BRANCH_CHOICES)),
             ("branches", self.branches == "joint" or (self.ngram_vocab_size >= 3 and self.has_recurrent_part()),
              "joint unless the model has both a recurrent and an n-gram branch"),
+            ("teacher", self.teacher in TEACHER_CHOICES, "'' (none) or " + ", ".join(TEACHER_CHOICES[1:])),
             ("pretrain_transfer", self.pretrain_transfer in TRANSFER_CHOICES, " or ".join(TRANSFER_CHOICES)),
             ("stream_sample", self.stream_sample >= 1, "at least 1"),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from sentiment import (artifacts, calibration, distribute, evaluation, metrics, models, preprocessing, pretraining, report, training,
-                       stacking, word_vectors)
+                       stacking, teacher, word_vectors)
 from sentiment.config import Config
 from sentiment.data import batching, streaming
 from sentiment.data.sources import Source, Split, Splits
@@ -101,10 +101,11 @@ def run(
             raise ConfigError("--refit is not supported with --distribute multi_worker")
         if config.branches == "stacked":
             raise ConfigError("--branches stacked is not supported with --distribute multi_worker")
-        if config.pretrain_epochs or config.word_vector_epochs:
-            raise ConfigError("--pretrain-epochs and --word-vector-epochs are not supported with --distribute multi_worker")
-    if config.refit and streaming.should_stream(config):
-        raise ConfigError("--refit needs the reviews in memory; use --stream off")
+        if config.pretrain_epochs or config.word_vector_epochs or config.teacher:
+            raise ConfigError("--pretrain-epochs, --word-vector-epochs and --teacher are not supported with --distribute multi_worker")
+    for flag, asked in (("--refit", config.refit), ("--teacher", config.teacher)):
+        if asked and streaming.should_stream(config):
+            raise ConfigError(f"{flag} needs the reviews in memory; use --stream off")
     run_dir = RunDir(Path(run_dir) if run_dir else default_run_dir(config))
     if not distribute.is_chief(strategy):
         return train_as_worker(config, run_dir, strategy)
@@ -179,6 +180,7 @@ def train_and_report(
     vectors = learn_vectors_if_asked(config, splits)
     embedding = word_vectors.embedding_matrix(vectors, preprocessing.load_vocabulary(run.vocabulary), config) if vectors else None
     encoder = pretrain_if_asked(config, run, splits, verbose)
+    train_split, teacher_record = teacher_labelled(config, splits)
     with strategy.scope():
         classifier = build_classifier(config, ngram_idf, encoder, embedding)
         # Built now, so its initial weights do not depend on whether phase 1 was interrupted and resumed.
@@ -191,7 +193,7 @@ def train_and_report(
         classifier = models.load_model(run.checkpoint)  # the best epoch, as a single-device model for evaluation
     else:
         shuffle_epoch = batching.epoch_variable()
-        train_ds = batching.make_train_dataset(splits.train, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
+        train_ds = batching.make_train_dataset(train_split, preprocessor, data_config, shuffle_epoch, fixed_shapes=xla)
         result = training.fit(fitted_model(classifier, config), train_ds, val_ds, config, run, shuffle_epoch, verbose, extra_callbacks)
     log.info("training finished in %.1f s (this session)", time.perf_counter() - started)
     mix = stacking.stack(classifier, val_ds) if config.branches == "stacked" else None
@@ -203,7 +205,8 @@ def train_and_report(
     if config.refit:
         # The early-stopped model's test accuracy is kept so the report shows what the refit changed.
         before = metrics.classification_metrics(test.labels, evaluation.predict_dataset(classifier, test_ds)[1])["accuracy"]
-        refit_info = {**refit_on_all_labelled(data_config, run, splits, preprocessor, refit_classifier, result.best_epoch + 1, verbose),
+        refit_info = {**refit_on_all_labelled(data_config, run, train_split, splits.validation, preprocessor, refit_classifier,
+                                              result.best_epoch + 1, verbose),
                       "test_accuracy_before": before}
         classifier = refit_classifier
     end_to_end = models.build_end_to_end(classifier, preprocessor)
@@ -214,7 +217,8 @@ def train_and_report(
     test_probs = calibration.apply_temperature(raw_test_probs, calibrated["temperature"])
     calibrated["test"] = calibration.before_after(test.labels, raw_test_probs, test_probs, calibrated["threshold"])
     streamed = splits.train.streamed
-    train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(splits.train.texts), config.max_len).sum())
+    # Throughput counts every review trained on, the teacher's included.
+    train_tokens = None if streamed else int(np.minimum(preprocessing.token_lengths(train_split.texts), config.max_len).sum())
     result_report = evaluation.build_report(
         test, test_probs, config.max_len, calibrated["threshold"], evaluation.model_scorer(end_to_end, calibrated["temperature"]),
         model=config.model,
@@ -223,8 +227,9 @@ def train_and_report(
         calibration=calibrated,
         data={"source": config.data, "streamed": streamed, "train_tokens": train_tokens,
               "sizes": {"validation": len(val_labels), "test": len(test)} if streamed else splits.sizes()},
-        training={**training_summary(result, None if streamed else len(splits.train), train_tokens, preprocessing_seconds, refit_info),
+        training={**training_summary(result, None if streamed else len(train_split), train_tokens, preprocessing_seconds, refit_info),
                   **({"pretraining": encoder} if encoder else {}), **({"word_vectors": vectors} if vectors else {}),
+                  **({"teacher": teacher_record} if teacher_record else {}),
                   **({"stacking": mix} if mix else {})},
         parameters=int(classifier.count_params()),
         seed=config.seed,
@@ -250,6 +255,13 @@ def pretrain_if_asked(config: Config, run: RunDir, splits: Splits, verbose: int)
         return None
     vocabulary = preprocessing.load_vocabulary(run.vocabulary)
     return pretraining.pretrain(config, vocabulary, vocabulary_sample(splits, config), held_out_texts(splits, config), verbose)
+
+
+def teacher_labelled(config: Config, splits: Splits) -> tuple[Source, dict | None]:
+    """Return the reviews the classifier trains on: the training split, plus the unlabelled reviews a ``--teacher`` labelled."""
+    if not config.teacher:
+        return splits.train, None
+    return teacher.with_teacher_labels(config, splits.train, splits.validation, held_out_texts(splits, config))
 
 
 def learn_vectors_if_asked(config: Config, splits: Splits) -> dict | None:
@@ -291,10 +303,11 @@ def training_summary(result: training.FitResult, reviews: int | None, tokens: in
 
 
 def refit_on_all_labelled(
-    config: Config, run: RunDir, splits: Splits, preprocessor: keras.Model, classifier: keras.Model, epochs: int, verbose: int
+    config: Config, run: RunDir, train: Split, validation: Split, preprocessor: keras.Model, classifier: keras.Model, epochs: int,
+    verbose: int,
 ) -> dict:
-    """Train the fresh ``classifier`` on train + validation for the early-stopped epoch count; return its timing."""
-    labelled = Split(splits.train.texts + splits.validation.texts, np.concatenate([splits.train.labels, splits.validation.labels]))
+    """Train the fresh ``classifier`` on ``train`` + ``validation`` for the early-stopped epoch count; return its timing."""
+    labelled = Split(train.texts + validation.texts, np.concatenate([train.labels, validation.labels]))
     log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
     shuffle_epoch = batching.epoch_variable()
     train_ds = batching.make_train_dataset(labelled, preprocessor, config, shuffle_epoch, fixed_shapes=models.use_xla(config))

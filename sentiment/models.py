@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -201,6 +201,12 @@ def use_xla(config: Config) -> bool:
     return not gpu_available()
 
 
+@keras.saving.register_keras_serializable(package="sentiment")
+def label_accuracy(labels: Any, probabilities: Any) -> Any:
+    """Binary accuracy at 0.5 that reads a soft label (a teacher's probability, sentiment.teacher) as the side it leans to."""
+    return keras.metrics.binary_accuracy(keras.ops.cast(keras.ops.greater(labels, 0.5), "float32"), probabilities)
+
+
 def compile_model(model: keras.Model, config: Config) -> keras.Model:
     """Compile with Adam (clipped), binary cross-entropy and accuracy/AUC metrics; XLA as ``use_xla`` decides."""
     optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
@@ -209,7 +215,7 @@ def compile_model(model: keras.Model, config: Config) -> keras.Model:
     model.compile(
         optimizer=optimizer,
         loss="binary_crossentropy",
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+        metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy"), keras.metrics.AUC(name="auc")],
         jit_compile=use_xla(config),
     )
     # Its slots now, under the caller's strategy scope: a resumed run restores them before fit() would build them.

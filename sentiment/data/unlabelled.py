@@ -123,8 +123,14 @@ def drop_held_out(texts: list[str], held_out: list[str]) -> list[str]:
     return kept
 
 
+def extra_unlabelled(config: Config, held_out: list[str]) -> list[str]:
+    """Return the source's unlabelled reviews and ``--unlabelled``'s, minus any that is also a ``held_out`` review."""
+    extra = source_unlabelled(config) + (read_unlabelled(config.unlabelled) if config.unlabelled else [])
+    return drop_held_out(extra, held_out)
+
+
 def load_unlabelled(config: Config, train_texts: list[str], held_out: list[str]) -> list[str]:
     """Return the pretraining text: training reviews, the source's unlabelled reviews and ``--unlabelled``, minus ``held_out``."""
-    extra = source_unlabelled(config) + (read_unlabelled(config.unlabelled) if config.unlabelled else [])
+    extra = extra_unlabelled(config, held_out)
     log.info("pretraining text: %d training review(s) + %d unlabelled", len(train_texts), len(extra))
-    return list(train_texts) + drop_held_out(extra, held_out)
+    return list(train_texts) + extra
