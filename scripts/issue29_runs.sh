@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind issue 29's figures: three training seeds on the seed-42 split of the labelled CSV, word vectors
 # learned once from its training reviews + the unlabelled file and shared by every run.
-#   usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]   (steps: v5 v6 stacked wide wide_teacher lstm lstm_v3 lstm_v4 lstm_v5 random simple_rnn simple_rnn_v3 joint)
+#   usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]   (steps: v5 v6 stacked wide wide_teacher lstm lstm_v3 lstm_v4 lstm_v5 random simple_rnn simple_rnn_v3 simple_rnn_v4 joint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?usage: scripts/issue29_runs.sh LABELLED_CSV UNLABELLED_CSV [STEP...]}
@@ -31,6 +31,7 @@ for seed in 42 43 44; do  # a whole seed first: its figures are complete before 
       random) train lstm_v2_random "$seed" --config configs/lstm_v2.json --word-vector-epochs 0 ;;  # the control: random vectors
       simple_rnn) train simple_rnn_v2 "$seed" --config configs/simple_rnn_v2.json ;;
       simple_rnn_v3) train simple_rnn_v3 "$seed" --config configs/simple_rnn_v3.json ;;  # v2 trained longer: twice the step, slower decay, up to 8 epochs
+      simple_rnn_v4) train simple_rnn_v4 "$seed" --config configs/simple_rnn_v4.json ;;  # v3 with lstm v5's teacher, up to 3 epochs
       joint) train wide_lstm_v3 "$seed" --config configs/wide_lstm_v3.json ;;  # the joint recipe of the earlier default
     esac
   done

@@ -45,7 +45,8 @@ SAMPLED_WORDS = 512  # negative words per step of the sampled softmax (the vocab
 HELD_OUT_SHARE, HELD_OUT_MAX = 0.02, 256  # pretraining text kept aside for early stopping (reviews)
 ENCODER_LAYERS = ("embedding", "recurrent")  # the layers pretraining trains and the classifier reuses
 # The settings an encoder depends on, besides its text and vocabulary: change one, get a new encoder. The
-# classifier's own optimizer, batch and dropout settings are not among them: the language model has its own.
+# classifier's own optimizer, batch and dropout settings are not among them: the language model has its own. Its seed is
+# the split's (Config.data_seed), so training seeds on one split share one encoder.
 ENCODER_SETTINGS = ("model", "bidirectional", "vocab_size", "max_len", "truncate", "embedding_dim", "units", "seed",
                     "clipnorm", "patience", "pretrain_epochs", "pretrain_fraction", "pretrain_learning_rate",
                     "pretrain_batch_size", "pretrain_dropout")
@@ -142,9 +143,14 @@ def sample_text(texts: list[str], config: Config) -> list[str]:
     return [texts[i] for i in order[: max(2, int(round(len(texts) * config.pretrain_fraction)))]]
 
 
+def encoder_settings(config: Config) -> dict:
+    """Return the settings the encoder is made with (``seed``: the split's)."""
+    return {**{k: getattr(config, k) for k in ENCODER_SETTINGS}, "seed": config.data_seed()}
+
+
 def content_hash(config: Config, vocabulary: list[str], texts: list[str]) -> str:
     """Return the sha256 of the encoder's settings, vocabulary and text (hex)."""
-    digest = hashlib.sha256(json.dumps({k: getattr(config, k) for k in ENCODER_SETTINGS}, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(encoder_settings(config), sort_keys=True).encode())
     digest.update("\n".join(vocabulary).encode())
     for text in texts:
         digest.update(b"\0" + text.encode("utf-8", errors="replace"))
@@ -168,6 +174,8 @@ def pretrain(config: Config, vocabulary: list[str], train_texts: list[str], held
     ``train_texts`` are the classifier's training reviews; ``held_out`` its validation and test
     reviews, which pretraining must never read. Returns the encoder's ``pretraining.json`` record.
     """
+    classifier_seed = config.seed
+    config = encoder_config(config)
     texts = sample_text(unlabelled.load_unlabelled(config, train_texts, held_out), config)
     digest = content_hash(config, vocabulary, texts)
     folder = encoder_dir(config, digest)
@@ -177,7 +185,15 @@ def pretrain(config: Config, vocabulary: list[str], train_texts: list[str], held
     with RunDir(folder).lock():
         if encoder_path(folder).exists():  # another run finished it while this one waited
             return read_record(folder)
-        return train_encoder(config, vocabulary, texts, digest, folder, verbose, extra_callbacks)
+        record = train_encoder(config, vocabulary, texts, digest, folder, verbose, extra_callbacks)
+    # The classifier then starts from the random state it would have had with the encoder reused.
+    keras.utils.set_random_seed(classifier_seed)
+    return record
+
+
+def encoder_config(config: Config) -> Config:
+    """Return ``config`` with the split's seed: the language model's initialization, sample, order and sampler follow it."""
+    return dataclasses.replace(config, seed=config.data_seed())
 
 
 def train_encoder(config: Config, vocabulary: list[str], texts: list[str], digest: str, folder: Path, verbose: int,
@@ -186,6 +202,7 @@ def train_encoder(config: Config, vocabulary: list[str], texts: list[str], diges
     held = min(HELD_OUT_MAX, max(1, int(len(texts) * HELD_OUT_SHARE)))
     train, held_out = texts[held:], texts[:held]
     log.info("pretraining %s on %d review(s) (%d held out) in %s", config.model, len(train), held, folder)
+    keras.utils.set_random_seed(config.seed)  # the encoder is the same whichever run (training seed) makes it
     # The language model reads token ids only, in batches of its own size.
     token_config = dataclasses.replace(config, ngram_vocab_size=0, batch_size=config.pretrain_batch_size)
     preprocessor = preprocessing.make_preprocessor(token_config, vocabulary)
@@ -199,7 +216,7 @@ def train_encoder(config: Config, vocabulary: list[str], texts: list[str], diges
     best = result.history[result.best_epoch]
     record = {
         "hash": digest,
-        "settings": {k: getattr(config, k) for k in ENCODER_SETTINGS},
+        "settings": encoder_settings(config),
         "source": config.data, "unlabelled": config.unlabelled,
         "reviews": len(train), "held_out_reviews": held,
         "epochs": len(result.history), "best_epoch": result.best_epoch + 1,

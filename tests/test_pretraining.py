@@ -154,3 +154,17 @@ def test_a_large_vocabulary_trains_on_a_sampled_softmax(lm_config):
     before = float(model(ids, training=False))
     model.fit(ids, np.zeros(32, np.float32), batch_size=16, epochs=8, verbose=0)
     assert np.isfinite(before) and float(model(ids, training=False)) < before - 1.0
+
+
+def test_training_seeds_on_one_split_share_one_encoder_and_train_as_if_it_were_reused(lm_config, tmp_path):
+    config = dataclasses.replace(lm_config, epochs=1, pretrain_epochs=1, max_len=16, split_seed=7)
+    runs = {}
+    for name, seed in (("made", 1), ("reused", 1), ("other_seed", 2)):
+        training.seed_everything(seed)
+        run = experiment.run(dataclasses.replace(config, seed=seed), tmp_path / name, verbose=0)
+        runs[name] = artifacts.read_json(run / "metrics.json")
+    encoders = {name: m["training"]["pretraining"]["encoder"] for name, m in runs.items()}
+    assert len(set(encoders.values())) == 1  # seed 2 reuses seed 1's encoder: it is the split's
+    assert runs["made"]["training"]["pretraining"]["settings"]["seed"] == 7
+    # The run that made the encoder ends exactly as the run that found it made.
+    assert runs["made"]["accuracy"] == runs["reused"]["accuracy"] and runs["made"]["loss"] == runs["reused"]["loss"]
