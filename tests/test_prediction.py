@@ -23,6 +23,8 @@ SHIPPED = {
     ("lstm", "1"): {"This movie was wonderful": (0.653367, "positive"), "Worst film I have ever seen": (0.127809, "negative")},
     # BiLSTM over the last 800 tokens from skip-gram vectors of training + unlabelled reviews (configs/lstm_v2.json).
     ("lstm", "2"): {"This movie was wonderful": (0.913993, "positive"), "Worst film I have ever seen": (0.017099, "negative")},
+    # lstm/2's model also trained on the unlabelled reviews, labelled by NBSVM-bi (configs/lstm_v5.json: --teacher nbsvm_bi).
+    ("lstm", "3"): {"This movie was wonderful": (0.947956, "positive"), "Worst film I have ever seen": (0.011191, "negative")},
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
     # BiSimpleRNN, max and mean over the last 800 tokens from the same vectors as lstm/2, trained longer (configs/simple_rnn_v3.json).
     ("simple_rnn", "2"): {"This movie was wonderful": (0.992565, "positive"), "Worst film I have ever seen": (0.049706, "negative")},
