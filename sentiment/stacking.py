@@ -46,8 +46,8 @@ def branch_loss(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="sentiment")
 def branch_accuracy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
-    """Share of the two branches' labels that are right, per review: float32 [batch]."""
-    labels = keras.ops.cast(keras.ops.reshape(labels, (-1, 1)), probabilities.dtype)
+    """Share of the two branches' labels that are right, per review: float32 [batch]; a soft label (a teacher's) counts as the side it leans to."""
+    labels = keras.ops.round(keras.ops.cast(keras.ops.reshape(labels, (-1, 1)), probabilities.dtype))
     return keras.ops.mean(keras.ops.cast(keras.ops.equal(labels, keras.ops.round(probabilities)), probabilities.dtype), axis=-1)
 
 

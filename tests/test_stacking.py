@@ -68,3 +68,9 @@ def test_a_stacked_run_reports_its_mix_and_classifies(tiny_config, tmp_path):
 def test_stacking_needs_two_branches_and_the_validation_reviews(model, overrides):
     with pytest.raises(ConfigError, match="branches|refit"):
         make_config(model, branches="stacked", **overrides)
+
+
+def test_branch_accuracy_reads_a_soft_label_as_the_side_it_leans_to():
+    labels = np.array([0.9, 0.2, 1.0, 0.0], np.float32)  # a teacher's probabilities, then gold labels
+    probabilities = np.array([[0.7, 0.4], [0.6, 0.1], [0.9, 0.8], [0.1, 0.2]], np.float32)  # (deep, wide) per review
+    np.testing.assert_allclose(stacking.branch_accuracy(labels, probabilities), [0.5, 0.5, 1.0, 1.0])
