@@ -19,6 +19,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
+from sentiment import models
+
 log = logging.getLogger(__name__)
 
 BRANCH_LOGITS = ("deep_logit", "wide_logit")  # the output layers of the recurrent and the n-gram branch (sentiment.models)
@@ -47,8 +49,7 @@ def branch_loss(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
 @keras.saving.register_keras_serializable(package="sentiment")
 def branch_accuracy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
     """Share of the two branches' labels that are right, per review: float32 [batch]; a soft label (a teacher's) counts as the side it leans to."""
-    labels = keras.ops.round(keras.ops.cast(keras.ops.reshape(labels, (-1, 1)), probabilities.dtype))
-    return keras.ops.mean(keras.ops.cast(keras.ops.equal(labels, keras.ops.round(probabilities)), probabilities.dtype), axis=-1)
+    return keras.ops.mean(models.label_accuracy(keras.ops.reshape(labels, (-1, 1)), probabilities), axis=-1)  # the classifier's rule, per branch
 
 
 def branch_logits(classifier: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
