@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sentiment import cli
 
-
 # What --compare and --summarize write into --out (a folder holding anything else is refused).
 COMPARISON_FILES = frozenset({"comparison.json", "comparison.md", "comparison.png"})
 SUMMARY_FILES = frozenset({"summary.json", "summary.md"})
@@ -64,31 +63,30 @@ def main(argv: list[str]) -> int:
     from sentiment.rundir import check_output_dir
 
     if args.summarize:
-        from sentiment import comparison
+        from sentiment.evaluation import comparison
 
         check_output_dir(Path(args.out or "reports/summary"), SUMMARY_FILES, "summary.json")
         out = comparison.summarize([Path(m) for m in args.models], Path(args.out or "reports/summary"))
         print(out.read_text(encoding="utf-8"))
         return 0
     if args.compare:
-        from sentiment import comparison
+        from sentiment.evaluation import comparison
 
         check_output_dir(Path(args.out or "reports/comparison"), COMPARISON_FILES, "comparison.json")
         out = comparison.compare([Path(m) for m in args.models], Path(args.out or "reports/comparison"))
         print(out.read_text(encoding="utf-8"))
         return 0
-    from sentiment import evaluation, prediction
-
-    from sentiment import report
+    from sentiment.evaluation import report, scoring
+    from sentiment.export import prediction
 
     split = args.split or "test"
-    outs = evaluation.default_out_dirs(args.models, split, args.out)
+    outs = scoring.default_out_dirs(args.models, split, args.out)
     for out in outs:  # all of them before any model loads
         check_output_dir(out, frozenset({"report.md", "metrics.json", *report.PLOTS.values()}), "metrics.json")
     for spec, out in zip(args.models, outs):
         scorer, config, name, own_threshold = prediction.load_scorer(spec, args.models_dir, args.trust_model)
         threshold = own_threshold if args.threshold is None else args.threshold
-        print(f"report: {evaluation.reevaluate(scorer, config, name, out, args.data, split, threshold)}")
+        print(f"report: {scoring.reevaluate(scorer, config, name, out, args.data, split, threshold)}")
     return 0
 
 

@@ -46,16 +46,16 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import export, litert_export
+    from sentiment.export import litert_twin, savedmodel
 
     if args.calibrate:
-        print(f"exported to {export.recalibrate(args.calibrate, args.data)}")
+        print(f"exported to {savedmodel.recalibrate(args.calibrate, args.data)}")
     for version in args.add_litert or []:
-        print(f"added {litert_export.add_litert(version)}")
+        print(f"added {litert_twin.add_litert(version)}")
     for version in args.add_checksums or []:
-        print(f"checksums in {export.add_checksums(version)}")
+        print(f"checksums in {savedmodel.add_checksums(version)}")
     if args.run_dir:
-        print(f"exported to {export.export_run(args.run_dir, args.models_dir, args.name)}")
+        print(f"exported to {savedmodel.export_run(args.run_dir, args.models_dir, args.name)}")
     return 0
 
 

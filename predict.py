@@ -81,7 +81,7 @@ def open_predictor(path, engine: str, workers: int | None = None, trust_model: b
                 raise
             logging.getLogger("predict").warning("%s; using the SavedModel instead", e)
     cli.start_tensorflow_quietly()
-    from sentiment import prediction  # the SavedModel engine: TensorFlow loads here
+    from sentiment.export import prediction  # the SavedModel engine: TensorFlow loads here
 
     return prediction.Predictor(path, trust_model)
 
@@ -90,7 +90,8 @@ def main(argv: list[str]) -> int:
     """Classify the given reviews as they are read; print one row per review (exit 1 if none could be classified)."""
     args = parse_args(argv)
     cli.setup_logging(verbose=args.verbose)
-    from sentiment.serving import exports, reviews as reading  # no TensorFlow: it loads only if the SavedModel engine runs
+    from sentiment.serving import exports  # no TensorFlow: it loads only if the SavedModel engine runs
+    from sentiment.serving import reviews as reading
 
     reviews = reading.gather_reviews(args.reviews, args.file, sys.stdin.buffer, args.text_column)
     predictor = open_predictor(exports.resolve_model(args.model, args.models_dir), args.engine, args.workers, args.trust_model)

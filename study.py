@@ -51,8 +51,8 @@ def main(argv: list[str]) -> int:
         raise cli.UsageError("--seeds and --workers must be at least 1, --gradient-steps and --max-length at least 2")
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import training
     from sentiment.study import probes, rnn_study
+    from sentiment.training import fitting
 
     unknown = sorted(set(tasks) - set(probes.TASKS))
     if unknown or not (tasks or real_only):
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     else:
         settings = rnn_study.StudySettings(args.gradient_steps, tuple(range(args.seeds)), tasks, args.max_length, workers=args.workers)
         # Seeding is the entry point's: every measurement (an untrained model, a probe cell) restarts from its own seed.
-        study = rnn_study.run_study(runs, Path(args.out), settings, reseed=training.seed_everything)
+        study = rnn_study.run_study(runs, Path(args.out), settings, reseed=fitting.seed_everything)
     print(study.read_text(encoding="utf-8"))
     return 0
 

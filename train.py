@@ -31,16 +31,17 @@ def main(argv: list[str]) -> int:
     args, config = cli.parse_training_args(argv, add_arguments, __doc__)
     cli.setup_logging()
     cli.start_tensorflow_quietly()
-    from sentiment import experiment, models, training
+    from sentiment import models
+    from sentiment.training import experiment, fitting
 
-    training.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))
+    fitting.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))
     verbose = 1 if sys.stdout.isatty() else 2  # progress bar for people, one line per epoch for logs
     run_dir = experiment.run(config, args.run_dir, verbose=verbose, argv=sys.argv)
     print(f"run saved to {run_dir}")
     if args.export:
-        from sentiment import export
+        from sentiment.export import savedmodel
 
-        print(f"exported to {export.export_run(run_dir, args.models_dir)}")
+        print(f"exported to {savedmodel.export_run(run_dir, args.models_dir)}")
     return 0
 
 

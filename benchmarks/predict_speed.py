@@ -100,7 +100,7 @@ def flop_per_review(model: Path, reviews: list[str]) -> tuple[float, float]:
     matmuls; G = 4 gates for LSTM, 3 for GRU, 1 for SimpleRNN) plus ~10·U element-wise; the wide branch
     2 per n-gram (TF-IDF weight and dot product); the readout and output layer are negligible.
     """
-    from sentiment.serving import fast_tokenizer
+    from sentiment.data import fast_tokenizer
 
     config = json.loads((model / "assets.extra" / "metadata.json").read_text())["config"]
     gates = {"simple_rnn": 1, "gru": 3}.get(config["model"], 4)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from predict_speed import generate_reviews  # noqa: E402
+
 from sentiment.config import DEFAULT_MODEL  # noqa: E402
 from sentiment.serving import exports  # noqa: E402
 

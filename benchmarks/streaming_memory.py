@@ -56,8 +56,8 @@ def write_corpus(folder: Path, size: int, seed: int = 0) -> str:
 def train_reviews(data: str) -> int:
     """Count the training part of a streamed source (the same hash split train.py uses)."""
     sys.path.insert(0, str(ROOT))
-    from sentiment.data import streaming
     from sentiment.config import make_config
+    from sentiment.data import streaming
 
     train, _, _ = streaming.load_streams(make_config("lstm", data=data))
     return int(train.records().reduce(0, lambda count, *_: count + 1))

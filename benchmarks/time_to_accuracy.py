@@ -62,28 +62,30 @@ REFERENCE[KERAS_IO] = LSTM_REFERENCE
 
 
 def run_recipe(overrides: dict, data: str, max_examples: int, root: Path) -> tuple[float, list[dict], dict]:
-    """Train one project recipe with ``sentiment.experiment.run``; return its preprocessing seconds, per-epoch history and test metrics."""
-    from sentiment import artifacts, experiment, models, training
+    """Train one project recipe with ``sentiment.training.experiment.run``; return its preprocessing seconds, per-epoch history and test metrics."""
+    from sentiment import artifacts, models
     from sentiment.config import make_config
+    from sentiment.training import experiment, fitting
 
     fields = recipe_fields(overrides)
     config = make_config(fields["model"], data=data, max_examples=max_examples, **{k: v for k, v in fields.items() if k != "model"})
-    training.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))  # as train.py does
+    fitting.seed_everything(config.seed, deterministic_ops=not models.use_xla(config))  # as train.py does
     run_dir = experiment.run(config, root / f"run-{len(list(root.iterdir()))}", verbose=0)
     metrics = artifacts.read_json(run_dir / "metrics.json")
-    return metrics["training"]["preprocessing_seconds"], training.read_history_file(run_dir / "history.csv"), accuracy_figures(metrics)
+    return metrics["training"]["preprocessing_seconds"], fitting.read_history_file(run_dir / "history.csv"), accuracy_figures(metrics)
 
 
 def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict], dict]:
     """keras-io "Bidirectional LSTM on IMDB": Embedding 128, 2×BiLSTM-64, last 200 tokens, batch 32, Adam, 2 epochs."""
     import keras
 
-    from sentiment import evaluation, metrics, preprocessing, training
-    from sentiment.data import batching
     from sentiment.config import make_config
+    from sentiment.data import batching, preprocessing
+    from sentiment.evaluation import metrics, scoring
+    from sentiment.training import fitting
 
     config = make_config("bilstm", data=data, max_examples=max_examples, max_len=200, batch_size=32)
-    training.seed_everything(config.seed)
+    fitting.seed_everything(config.seed)
     splits = preprocessing.load_clean_splits(config)
     started = time.perf_counter()
     preprocessor = preprocessing.make_preprocessor(config, preprocessing.learn_vocabulary(splits.train.texts, config))
@@ -94,12 +96,12 @@ def run_keras_io_bilstm(data: str, max_examples: int) -> tuple[float, list[dict]
     x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
     model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(x))
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-    timer, epoch = training.EpochTimer(), batching.epoch_variable()
+    timer, epoch = fitting.EpochTimer(), batching.epoch_variable()
     warnings.filterwarnings("ignore", message="Your input ran out of data")  # bucketed data has no known length
     history = model.fit(batching.make_train_dataset(splits.train, preprocessor, config, epoch),
                         validation_data=batching.make_eval_dataset(splits.validation, preprocessor, config),
-                        epochs=2, callbacks=[training.ShuffleEpoch(epoch), timer], verbose=0)
-    _, probs = evaluation.predict_dataset(model, batching.make_eval_dataset(splits.test, preprocessor, config))
+                        epochs=2, callbacks=[fitting.ShuffleEpoch(epoch), timer], verbose=0)
+    _, probs = scoring.predict_dataset(model, batching.make_eval_dataset(splits.test, preprocessor, config))
     return setup, [{"epoch": i, **{k: v[i] for k, v in history.history.items()}} for i in range(len(history.history["loss"]))], \
         accuracy_figures(metrics.classification_metrics(splits.test.labels, probs))
 
@@ -111,12 +113,12 @@ def accuracy_figures(report: dict) -> dict:
 
 def run_anchors(data: str, max_examples: int) -> list[dict]:
     """Fit the cheap anchors on the recipes' training reviews; return (name, fit seconds, validation and test accuracy) rows."""
-    from sentiment import baseline
     from sentiment.config import make_config
+    from sentiment.evaluation import anchors, baseline
 
     config = make_config("wide_lstm", data=data, max_examples=max_examples)
     rows = []
-    for name in baseline.ANCHORS:
+    for name in anchors.ANCHORS:
         report = baseline.run_baseline(config, anchor=name)
         rows.append({"model": name, "seconds": report["training"]["wall_seconds"], "val_accuracy": report["validation"]["accuracy"],
                      "test": accuracy_figures(report)})
@@ -131,7 +133,8 @@ def run_fasttext(config: Config) -> dict | None:
     if not fasttext_anchor.installed():
         print("fastText skipped: pip install fasttext-wheel to time it")
         return None
-    from sentiment import metrics, preprocessing
+    from sentiment.data import preprocessing
+    from sentiment.evaluation import metrics
 
     splits = preprocessing.load_clean_splits(config)
     started = time.perf_counter()

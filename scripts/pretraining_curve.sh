@@ -13,14 +13,14 @@ for fraction in 0.25 0.5 1.0; do
   [ -f "runs/curve-pre$fraction/metrics.json" ] ||
     $py train.py "${recipe[@]}" --pretrain-epochs 2 --pretrain-fraction "$fraction" --data "$data" --run-dir "runs/curve-pre$fraction"
 done
-$py evaluate.py --compare runs/curve-scratch runs/curve-pre{0.25,0.5,1.0} --out docs/comparison/pretraining
+$py evaluate.py --compare runs/curve-scratch runs/curve-pre{0.25,0.5,1.0} --out docs/comparison/lm-pretraining-curve
 # The 100% encoder's word vectors alone, the recurrent layer fresh (the same encoder: reused, not retrained).
 [ -f runs/curve-pre1.0-embedding/metrics.json ] ||
   $py train.py "${recipe[@]}" --pretrain-epochs 2 --pretrain-transfer embedding --data "$data" --run-dir runs/curve-pre1.0-embedding
-$py evaluate.py --compare runs/curve-scratch runs/curve-pre1.0-embedding --out docs/comparison/pretraining-embedding
+$py evaluate.py --compare runs/curve-scratch runs/curve-pre1.0-embedding --out docs/comparison/lm-pretraining-embedding-only
 # The language model on its own settings (--pretrain-learning-rate/-batch-size/-dropout defaults), 4 epochs, on all
 # of the text. The runs above were made before it had them, on the classifier's settings: this code no longer
 # reproduces them, and pretrains anew here (README: Pretraining, measured).
 [ -f runs/curve-lm-pre1.0/metrics.json ] ||
   $py train.py "${recipe[@]}" --pretrain-epochs 4 --data "$data" --run-dir runs/curve-lm-pre1.0
-$py evaluate.py --compare runs/curve-scratch runs/curve-lm-pre1.0 --out docs/comparison/pretraining-lm
+$py evaluate.py --compare runs/curve-scratch runs/curve-lm-pre1.0 --out docs/comparison/lm-pretraining-own-settings

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from sentiment.errors import ModelError, WriteError
 
-# An exported SavedModel version directory (see sentiment.export).
+# An exported SavedModel version directory (see sentiment.export.savedmodel).
 SIGNATURE = "serving_default"
 METADATA_FILE = "assets.extra/metadata.json"
 # The LiteRT twin of the classifier beside the SavedModel (TF Serving ignores assets.extra/): see

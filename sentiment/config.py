@@ -16,12 +16,12 @@ from sentiment.errors import ConfigError
 TRUNCATIONS = ("head", "tail")  # which end of a long review is kept
 READOUTS = ("last", "mean", "max", "max_mean")  # what the classifier reads from the recurrent layer
 XLA_CHOICES = ("auto", "on", "off")  # whether the train step is compiled with XLA
-DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.distribute)
+DISTRIBUTE_CHOICES = ("off", "auto", "mirrored", "multi_worker")  # tf.distribute strategy (sentiment.training.distribute)
 STREAM_CHOICES = ("auto", "on", "off")  # whether CSV reviews are streamed by tf.data instead of read into memory
 WIDE_ONLY = "wide"  # the model that is the n-gram branch alone: no embedding, no recurrent layer (sentiment.models)
-BRANCH_CHOICES = ("joint", "stacked")  # how a wide and deep model's two branches learn (sentiment.stacking)
-TEACHER_CHOICES = ("", "nbsvm_bi", "tfidf_logreg", "fasttext")  # anchors that can label the unlabelled reviews (sentiment.baseline.ANCHORS)
-TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.pretraining)
+BRANCH_CHOICES = ("joint", "stacked")  # how a wide and deep model's two branches learn (sentiment.training.stacking)
+TEACHER_CHOICES = ("", "nbsvm_bi", "tfidf_logreg", "fasttext")  # anchors that can label the unlabelled reviews (sentiment.evaluation.anchors.ANCHORS)
+TRANSFER_CHOICES = ("encoder", "embedding")  # what a classifier takes from a pretrained encoder (sentiment.training.pretraining)
 
 
 def parse_threshold(spec: str) -> tuple[str, float | None]:
@@ -68,15 +68,15 @@ class Config:
     bidirectional: bool = _field(False, "also read each review backwards (keras.layers.Bidirectional; still cuDNN-eligible): twice the recurrent cost")
     embedding_dropout: float = _field(0.4, "drops whole word vectors (SpatialDropout1D) against overfitting")
     dropout: float = _field(0.5, "dropout after the recurrent layer (not recurrent dropout: keeps cuDNN)")
-    pretrain_epochs: int = _field(0, "language-model pretraining of the embedding + recurrent layer on unlabelled review text before the classifier trains, at most this many epochs (0 = none; sentiment.pretraining)")
+    pretrain_epochs: int = _field(0, "language-model pretraining of the embedding + recurrent layer on unlabelled review text before the classifier trains, at most this many epochs (0 = none; sentiment.training.pretraining)")
     unlabelled: str = _field("", "more unlabelled reviews to pretrain on, besides the training reviews and the source's own (TFDS unsupervised split, aclImdb train/unsup/): a .txt (one review per line), a .csv/.csv.gz (its text column), a folder of .txt reviews, or a glob of these")
     pretrain_fraction: float = _field(1.0, "share of the pretraining text used, for learning curves (a seeded sample)")
     pretrain_transfer: str = _field("encoder", "what the classifier takes from the pretrained encoder: encoder (word vectors and recurrent layer) or embedding (word vectors only; the recurrent layer starts fresh)")
     pretrain_learning_rate: float = _field(2e-3, "the language model's Adam step size, constant over its epochs (its own settings: with the classifier's it learned no more than word frequencies)")
     pretrain_batch_size: int = _field(32, "reviews per language-model batch (smaller than the classifier's: more updates per epoch)")
     pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
-    word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.word_vectors)")
-    teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.teacher)")
+    word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.training.word_vectors)")
+    teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.training.teacher)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -85,7 +85,7 @@ class Config:
     lr_decay: float = _field(0.5, "multiply the learning rate by this after every epoch (1 = constant)")
     patience: int = _field(2, "epochs without validation-loss improvement before stopping")
     refit: bool = _field(False, "after early stopping picks the epoch count, retrain from scratch on train + validation for that many epochs")
-    calibrate: bool = _field(True, "after training, fit temperature scaling on the validation reviews so probabilities mean what they say; exports return the calibrated probability (sentiment.calibration)")
+    calibrate: bool = _field(True, "after training, fit temperature scaling on the validation reviews so probabilities mean what they say; exports return the calibrated probability (sentiment.evaluation.calibration)")
     threshold: str = _field("0.5", "P(positive) at or above which a review is labelled positive, carried by the export: a number, or chosen on the validation reviews: f1 (best F1), precision=0.9 or recall=0.9 (that target, with the most of the other)")
     mixed_precision: bool = _field(False, "mixed_float16 on GPU (ignored on CPU)")
     distribute: str = _field("off", "tf.distribute: off (one device), mirrored (all GPUs of this machine, else its CPUs), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), auto (mirrored when several GPUs are visible); --batch-size is per replica")
@@ -213,7 +213,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gru": {},
     "bilstm": {},
     # Wide and deep (README: the shipped default), v5: the LSTM plus a linear TF-IDF 1-2-gram branch, stacked: each
-    # branch learns on its own loss and their mix is fitted on the validation reviews (sentiment.stacking); trained
+    # branch learns on its own loss and their mix is fitted on the validation reviews (sentiment.training.stacking); trained
     # jointly (v3, configs/wide_lstm_v3.json) the n-gram branch left the LSTM nothing to learn. The n-gram branch reads
     # the whole review, the LSTM the last 256 tokens (prediction speed), from 128-d skip-gram vectors of the
     # pretraining text, read out at its last state (v4, configs/wide_lstm_v4.json, read the max and mean of all states:

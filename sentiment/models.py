@@ -17,10 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
+from sentiment import artifacts
 from sentiment.config import WIDE_ONLY, Config
-from sentiment.errors import ConfigError, ModelError, first_line
+from sentiment.data import preprocessing  # also registers standardize, TruncateTokens and NgramTfIdf for loading models
 from sentiment.data.batching import NGRAM_IDS, TOKEN_IDS
+from sentiment.errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def use_xla(config: Config) -> bool:
 
 @keras.saving.register_keras_serializable(package="sentiment")
 def label_accuracy(labels: Any, probabilities: Any) -> Any:
-    """Binary accuracy at 0.5 that reads a soft label (a teacher's probability, sentiment.teacher) as the side it leans to."""
+    """Binary accuracy at 0.5 that reads a soft label (a teacher's probability, sentiment.training.teacher) as the side it leans to."""
     return keras.metrics.binary_accuracy(keras.ops.cast(keras.ops.greater(labels, 0.5), "float32"), probabilities)
 
 

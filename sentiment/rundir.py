@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import fcntl
 import logging
@@ -133,3 +134,27 @@ def check_output_dir(path: Path, writes: frozenset[str], marker: str) -> None:
     if foreign or (present and marker not in present):
         raise ConfigError(f"--out {path} holds files this command did not write ({(foreign or present)[0]}, ...); choose a new or empty folder")
 
+
+def read_history(run: RunDir) -> list[dict[str, float]]:
+    """Return the finished epochs recorded in the run's ``history.csv`` (empty if none)."""
+    return read_history_file(run.history)
+
+
+def read_history_file(path: Path) -> list[dict[str, float]]:
+    """Return the rows of a history file as floats (empty if there is no file)."""
+    try:
+        # A fit without validation leaves its val_ columns empty (CSVLogger wrote NA).
+        return [{k: float(v) for k, v in row.items() if k and v not in ("", "NA", None)} for row in read_history_rows(path)]
+    except ValueError as e:
+        raise ModelError(f"{path} is unreadable ({e})") from e
+
+
+def read_history_rows(path: Path) -> list[dict[str, str]]:
+    """Return a history file's rows as strings, as written (empty if there is no file); ModelError if unreadable."""
+    if not path.exists():
+        return []
+    try:
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ModelError(f"{path} is unreadable ({e})") from e

@@ -12,12 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the entry-point scripts (train.py, ...) are imported by tests
 
-from sentiment import cli  # noqa: E402,F401  (first: sets TensorFlow's log level before it loads)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from sentiment import cli  # noqa: E402,F401  (first: sets TensorFlow's log level before it loads)
 from sentiment.config import make_config  # noqa: E402
 
 POSITIVE = ["great", "wonderful", "excellent", "loved", "superb", "brilliant"]
@@ -57,11 +56,11 @@ def wait_for_epochs(run_path: Path, epochs: int, procs: list, seconds: float) ->
     """Wait until the run's history.csv holds ``epochs`` rows, a process ends, or ``seconds`` pass."""
     import time
 
-    from sentiment import training
     from sentiment.rundir import RunDir
+    from sentiment.training import fitting
 
     deadline = time.time() + seconds
-    while len(training.read_history(RunDir(run_path))) < epochs and time.time() < deadline and all(p.poll() is None for p in procs):
+    while len(fitting.read_history(RunDir(run_path))) < epochs and time.time() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.05)
 
 
@@ -132,9 +131,9 @@ def tiny_config(csv_path: Path):
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
     """One tiny trained LSTM run, shared by the export and prediction tests."""
-    from sentiment import experiment, training
+    from sentiment.training import experiment, fitting
 
-    training.seed_everything(0)
+    fitting.seed_everything(0)
     tmp = tmp_path_factory.mktemp("shared_run")
     data = write_csv(tmp / "r.csv", [(t, "pos" if y else "neg") for t, y in make_reviews(120)])
     config = make_config(
@@ -147,23 +146,23 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def two_runs(tmp_path_factory) -> list[Path]:
     """A tiny SimpleRNN run and a tiny LSTM run on one split, shared (read-only) by the evaluation and comparison tests."""
-    from sentiment import experiment, training
+    from sentiment.training import experiment, fitting
 
     tmp = tmp_path_factory.mktemp("two_runs")
     data = write_csv(tmp / "r.csv", [(t, y) for t, y in make_reviews(150)])
     common = dict(data=str(data), vocab_size=64, max_len=32, embedding_dim=8, units=8, epochs=2, batch_size=16,
                   val_fraction=0.2, test_fraction=0.2, learning_rate=0.02)
-    training.seed_everything(0)
+    fitting.seed_everything(0)
     return [experiment.run(make_config(name, **common), tmp / name) for name in ("simple_rnn", "lstm")]
 
 
 @pytest.fixture(scope="session")
 def saved_model(run_dir, tmp_path_factory) -> Path:
     """The shared run exported as ``<root>/lstm/1``; returns the root."""
-    from sentiment import export
+    from sentiment.export import savedmodel
 
     root = tmp_path_factory.mktemp("saved_models")
-    export.export_run(run_dir, root)
+    savedmodel.export_run(run_dir, root)
     return root
 
 
@@ -185,6 +184,6 @@ def run_entry(script: str, argv: list[str], capsys, stdin: bytes = b"") -> tuple
 @pytest.fixture(autouse=True)
 def seeded():
     """Seed every test as train.py seeds every run (the library itself never seeds)."""
-    from sentiment import training
+    from sentiment.training import fitting
 
-    training.seed_everything(42)
+    fitting.seed_everything(42)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_entry
+
 from sentiment import cli
 from sentiment.config import PRESETS
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import types
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from sentiment.serving import server
 
 import serve
+from sentiment.serving import protocol, repository
 
 DEPLOY = ROOT / "deploy"
 
@@ -80,10 +78,10 @@ def test_the_tf_serving_manifest_points_at_a_shipped_export_with_its_signature()
     model = service.spec.predictor.model
     assert model.model_format.name == "tensorflow"
     folder = ROOT / "saved_models" / model.storage_uri.rstrip("/").rsplit("/", 1)[1]  # TF Serving serves its newest version
-    newest = server.newest_version(folder)
+    newest = repository.newest_version(folder)
     assert newest is not None and (newest / "saved_model.pb").is_file() and (newest / "variables").is_dir()
     assert (newest / "assets.extra" / "tf_serving_warmup_requests").is_file()
-    assert server.SIGNATURE.encode() in (newest / "saved_model.pb").read_bytes()
+    assert protocol.SIGNATURE.encode() in (newest / "saved_model.pb").read_bytes()
 
 
 def test_the_dockerfile_copies_what_exists_and_installs_requirements_pins():

@@ -21,10 +21,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, make_reviews, run_entry, wait_for_epochs, write_aclimdb, write_csv
-from sentiment import cli, training
+
+from sentiment import cli
 from sentiment.rundir import RunDir
+from sentiment.training import fitting
 
 TINY = ["--vocab-size", "64", "--max-len", "32", "--embedding-dim", "8", "--units", "8", "--batch-size", "16",
         "--val-fraction", "0.2", "--test-fraction", "0.2",
@@ -150,8 +151,9 @@ def test_train_resume_with_truncated_config_is_one_line_error(tmp_path, capsys, 
 def interrupted_run(tmp_path, csv_path) -> tuple[RunDir, list[str]]:
     """Return a run train.py started with the returned argv and that was interrupted after 1 of its 3 epochs."""
     import keras
+
     import train
-    from sentiment import experiment
+    from sentiment.training import experiment
 
     class InterruptAfterEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -162,7 +164,7 @@ def interrupted_run(tmp_path, csv_path) -> tuple[RunDir, list[str]]:
     _, config = cli.parse_training_args(argv, train.add_arguments, "")
     with pytest.raises(KeyboardInterrupt):
         experiment.run(config, run.path, verbose=0, extra_callbacks=[InterruptAfterEpoch()])
-    assert training.epochs_backed_up(run) == 1 and run.checkpoint.is_file() and not run.is_finished()
+    assert fitting.epochs_backed_up(run) == 1 and run.checkpoint.is_file() and not run.is_finished()
     return run, argv
 
 
@@ -418,13 +420,13 @@ def test_sigkill_during_an_epoch_then_same_command_resumes(tmp_path):
     wait_for_epochs(run.path, 2, [proc], 240)
     os.killpg(proc.pid, signal.SIGKILL)  # somewhere in epoch 3 (or just before its backup of epoch 2)
     proc.wait()
-    done = training.epochs_backed_up(run)
+    done = fitting.epochs_backed_up(run)
     assert 1 <= done < epochs and not run.metrics.exists()
     resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run.path} after {done} finished epoch(s)" in resumed.stderr
     assert f"Epoch {done + 1}/{epochs}" in resumed.stdout and "Epoch 1/" not in resumed.stdout
-    assert [int(row["epoch"]) for row in training.read_history(run)] == list(range(epochs))
+    assert [int(row["epoch"]) for row in fitting.read_history(run)] == list(range(epochs))
     assert run.is_finished()
 
 
@@ -465,14 +467,14 @@ def test_train_on_a_full_disk_is_one_line_naming_the_path_then_the_same_command_
     code, _, err = run_entry("train.py", argv, capsys)
     assert_one_line_error(code, err, f"cannot write {run.backup / 'state-00002.npz'}: No space left on device (")
     assert "free there" in err and not leftovers(run.path)
-    assert training.epochs_backed_up(run) == 1 and not run.is_finished()
+    assert fitting.epochs_backed_up(run) == 1 and not run.is_finished()
 
     monkeypatch.setattr(artifacts, "sync_file", real_sync)  # space freed
     with caplog.at_level("INFO"):
         code, _, err = run_entry("train.py", argv, capsys)
     assert code == 0, err
     assert f"resuming {run.path} after 1 finished epoch(s)" in caplog.text
-    assert [int(row["epoch"]) for row in training.read_history(run)] == [0, 1, 2] and run.is_finished()
+    assert [int(row["epoch"]) for row in fitting.read_history(run)] == [0, 1, 2] and run.is_finished()
 
 
 def mount_tmpfs(path: Path, size: str) -> bool:
@@ -505,7 +507,7 @@ def test_train_on_a_really_full_tmpfs_fails_cleanly_and_resumes_once_it_grows(tm
         assert mount_tmpfs(disk, "50m")
         code, _, err = run_entry("train.py", argv, capsys)
         assert code == 0, err
-        assert run.is_finished() and len(training.read_history(run)) == 2
+        assert run.is_finished() and len(fitting.read_history(run)) == 2
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from sentiment import models
-from sentiment.data import batching
 from sentiment.config import PRESETS, make_config
+from sentiment.data import batching
 
 
 def small_config(name: str, **overrides) -> "models.Config":
@@ -119,7 +119,7 @@ def test_mixed_precision_is_ignored_without_gpu():
 
 
 def test_end_to_end_model_saves_and_reloads(tmp_path):
-    from sentiment import preprocessing
+    from sentiment.data import preprocessing
 
     config = make_config("lstm", vocab_size=50, embedding_dim=4, units=4, max_len=5)
     preprocessor = preprocessing.make_preprocessor(config, ["", "[UNK]", "great", "film", "awful"])
@@ -152,7 +152,7 @@ def test_chrono_bias_opens_forget_gates_for_the_horizon():
 
 def wide_end_to_end(config: "models.Config", texts: list[str]) -> keras.Model:
     """A wide LSTM on raw strings whose vocabularies and idf come from ``texts``."""
-    from sentiment import preprocessing
+    from sentiment.data import preprocessing
 
     vocabulary = preprocessing.learn_vocabulary(texts, config)
     ngrams = preprocessing.learn_ngram_vocabulary(texts, config)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from sentiment.errors import ConfigError, ModelError
 from sentiment.config import make_config
+from sentiment.errors import ConfigError, ModelError
 from sentiment.rundir import RunDir
 
 

@@ -1,6 +1,6 @@
 """Reviews of any :class:`~sentiment.data.sources.Source` into tf.data batches for the models.
 
-The records go through the model's own preprocessing layer (``sentiment.preprocessing``),
+The records go through the model's own preprocessing layer (``sentiment.data.preprocessing``),
 text → token ids, in parallel chunks; training batches are shuffled per epoch (seeded by the
 epoch, for exact resume) and bucketed by length, so a 60-token review is not padded to 500.
 """

@@ -67,7 +67,7 @@ class Split:
     """Reviews held in memory and their labels (0 negative, 1 positive): a :class:`Source` of known size."""
 
     texts: list[str]
-    labels: np.ndarray  # int32 0/1, shape [n]; float32 in [0, 1] where a teacher wrote soft labels (sentiment.teacher)
+    labels: np.ndarray  # int32 0/1, shape [n]; float32 in [0, 1] where a teacher wrote soft labels (sentiment.training.teacher)
     streamed = False  # not a field: the kind of source
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""Review text without labels, for language-model pretraining (:mod:`sentiment.pretraining`).
+"""Review text without labels, for language-model pretraining (:mod:`sentiment.training.pretraining`).
 
 Pretraining reads all the text a source has that no classifier is evaluated on: its training
 reviews, the source's own unlabelled reviews (TFDS ``imdb_reviews``'s ``unsupervised`` split,
@@ -19,8 +19,8 @@ from typing import Iterator
 
 from sentiment.config import Config
 from sentiment.data import sources
+from sentiment.data.fast_tokenizer import standardize  # the in-graph standardization, in Python (TensorFlow-free, tested equal)
 from sentiment.errors import DataError, first_line
-from sentiment.serving.fast_tokenizer import standardize  # the in-graph standardization, in Python (TensorFlow-free, tested equal)
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """An export's ``assets.extra/metadata.json``, checked: the one place every engine reads its config, truncation and calibration from.
 
-The LiteRT engine (here) and the SavedModel engine (``sentiment.prediction``) both read it through
+The LiteRT engine (here) and the SavedModel engine (``sentiment.export.prediction``) both read it through
 ``read_metadata`` and ``calibration_of``, so a bad field is refused by both alike and they cannot
 disagree about the temperature or threshold.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentiment import calibration
 from sentiment.artifacts import METADATA_FILE
 from sentiment.config import Config
 from sentiment.errors import ConfigError, ModelError
+from sentiment.evaluation import calibration
 from sentiment.serving import model_files
 
 

@@ -1,6 +1,6 @@
 """Classifying reviews with the LiteRT twin of an exported model, without importing TensorFlow.
 
-``sentiment.export`` writes, beside the SavedModel in ``<version>/assets.extra/``:
+``sentiment.export.savedmodel`` writes, beside the SavedModel in ``<version>/assets.extra/``:
 
     classifier.tflite      the recurrent branch on token ids: int32 [batch, time] (any time; batch
                            fixed at conversion, 1 in exports made before batching) →
@@ -34,12 +34,13 @@ from typing import Callable
 
 import numpy as np
 
-from sentiment import calibration
-from sentiment.config import TRUNCATIONS
-from sentiment.serving import export_metadata, fast_tokenizer, model_files
 from sentiment.artifacts import LITERT_DIR, LITERT_MANIFEST, METADATA_FILE
+from sentiment.config import TRUNCATIONS
+from sentiment.data import fast_tokenizer
 from sentiment.errors import ModelError, SentimentError, first_line
+from sentiment.evaluation import calibration
 from sentiment.quiet import native_stderr_silenced
+from sentiment.serving import export_metadata, model_files
 
 ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt

@@ -1,7 +1,7 @@
 """Reviews in, one result row per review out: reading (arguments, text files, CSV, stdin), checking, classifying, formatting.
 
 Engine-agnostic and TensorFlow-free: ``classify`` runs any predictor with ``probabilities(texts)``
-and ``keeps_tail`` (the LiteRT engine here, or the SavedModel's in ``sentiment.prediction``).
+and ``keeps_tail`` (the LiteRT engine here, or the SavedModel's in ``sentiment.export.prediction``).
 Everything streams: reviews are read, classified and printed in chunks of ``CHUNK_SIZE``, so a
 file of any length runs in flat memory, and every input line (or CSV record, or argument) gives
 exactly one result, a rejected one included, in input order.
@@ -21,9 +21,9 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Protocol, TextIO
 
 import numpy as np
 
+from sentiment.data import fast_tokenizer
 from sentiment.errors import SentimentError, first_line
-from sentiment import explanation
-from sentiment.serving import fast_tokenizer
+from sentiment.evaluation import explanation
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def classify_chunks(
 
     An engine with ``submit(texts)`` (LiteRT with worker processes) scores a chunk while the next one
     is read and checked and the previous one is printed. ``explain``: also give each classified review
-    its ``explain`` strongest reasons each way (``sentiment.explanation``).
+    its ``explain`` strongest reasons each way (``sentiment.evaluation.explanation``).
     """
     if not 0.0 <= threshold <= 1.0:
         raise SentimentError(f"threshold must be between 0 and 1, got {threshold}")

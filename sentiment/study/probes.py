@@ -32,9 +32,10 @@ from typing import Callable, Iterator
 import keras
 import numpy as np
 
-from sentiment import models, quiet, training
+from sentiment import models, quiet
 from sentiment.config import Config, make_config
-from sentiment.loop import LoopRules
+from sentiment.training import fitting
+from sentiment.training.loop import LoopRules
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ TEST_SIZE = 1024
 FIXED_TRAIN_SIZE = 2048  # the epoch-based recipes' training set (as in the issue's independent check)
 DATA_STREAMS = ("train", "validation", "test")
 
-# Seeds the process-wide random state (e.g. training.seed_everything); passed in by the entry point.
+# Seeds the process-wide random state (e.g. fitting.seed_everything); passed in by the entry point.
 Reseed = Callable[[int], None]
 Generator = Callable[[int, int, np.random.Generator], "tuple[np.ndarray, np.ndarray]"]  # (n, length, rng) → x, y
 
@@ -246,7 +247,7 @@ def fit_fixed_set(model: keras.Model, task: ProbeTask, length: int, config: Conf
 def fit_project(model: keras.Model, task: ProbeTask, length: int, config: Config) -> int:
     """Train as train.py does: learning rate times lr_decay per epoch, early stopping on validation loss."""
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    return fit_fixed_set(model, task, length, config, [training.learning_rate_schedule(LoopRules.from_config(config)), stop], config.epochs)
+    return fit_fixed_set(model, task, length, config, [fitting.learning_rate_schedule(LoopRules.from_config(config)), stop], config.epochs)
 
 
 def fit_previous(model: keras.Model, task: ProbeTask, length: int, config: Config) -> int:

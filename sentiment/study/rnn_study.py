@@ -21,13 +21,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sentiment import artifacts, metrics, models, preprocessing, report
-from sentiment.study import probes
+from sentiment import artifacts, models
 from sentiment.config import Config
-from sentiment.errors import ConfigError, ModelError
+from sentiment.data import preprocessing
 from sentiment.data.sources import Split
-from sentiment.study.probes import Reseed, reseed_if_given
+from sentiment.errors import ConfigError, ModelError
+from sentiment.evaluation import metrics, report
 from sentiment.rundir import RunDir
+from sentiment.study import probes
+from sentiment.study.probes import Reseed, reseed_if_given
 
 log = logging.getLogger(__name__)
 
