@@ -1,62 +1,12 @@
-"""Serve the exported models over HTTP, on KServe's Python model server, without TensorFlow.
+#!/usr/bin/env python3
+"""Serve exported models over HTTP (TF Serving's REST API, V2, a page at /): `python serve.py --help` (installed with pip: `sentiment-serve`).
 
-    python serve.py                                    # http://127.0.0.1:8080, every model in saved_models/
-    python serve.py --host 0.0.0.0 --port 8501         # reachable from other machines
-
-Every folder of --models-dir is a model of that name serving its newest version (its LiteRT
-twin); the default model is also reachable as "sentiment". A newer version written there is
-picked up within --poll-seconds, without a restart. Open http://127.0.0.1:8080/ in a browser to
-try it, or (TF Serving's REST API, KServe's V1 protocol):
-
-    curl -d '{"instances": ["Great film"]}' http://127.0.0.1:8080/v1/models/sentiment:predict
-
-V2 (Open Inference Protocol) at /v2/models/NAME/infer; /v2/health/live, /v2/health/ready and
-/metrics (Prometheus) as KServe provides them. Ctrl-C or SIGTERM stops it.
+The program is sentiment/commands/serve.py; this file runs it from a checkout.
 """
 
-import argparse
 import sys
-from pathlib import Path
 
-from sentiment import cli
-from sentiment.config import DEFAULT_MODEL
-
-BATCHING = {"on": True, "off": False}
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=cli.int_between(0, 65535), default=8080, help="port to listen on (default: 8080; 0 picks a free one)")
-    cli.add_models_dir_flag(parser)
-    parser.add_argument("--default-model", default=DEFAULT_MODEL, help=f"the model also served as 'sentiment' (default: {DEFAULT_MODEL})")
-    parser.add_argument("--max-body-bytes", type=cli.int_between(1, 2**31 - 1), default=10_000_000, help="largest request body accepted, else 413 (default: 10 MB)")
-    parser.add_argument("--max-instances", type=cli.int_between(1, 1_000_000), default=1024, help="most reviews in one request (default: 1024)")
-    parser.add_argument("--max-explain-reviews", type=cli.int_between(1, 1024), default=4, help="most reviews one request may ask to explain (default: 4)")
-    parser.add_argument("--batching", choices=BATCHING, default="on", help="score reviews of concurrent requests together (default: on)")
-    parser.add_argument("--poll-seconds", type=cli.number_between(0, 86_400), default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
-    parser.add_argument("--access-log", action="store_true", help="log one line per request")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str]) -> int:
-    """Load the models, listen, and serve until SIGTERM or Ctrl-C."""
-    args = parse_args(argv)
-    cli.setup_logging(verbose=True)
-    from sentiment.serving import server  # KServe loads here, after the command line is checked
-
-    server.quiet_logs(args.access_log)
-    limits = server.Limits(max_body_bytes=args.max_body_bytes, max_instances=args.max_instances, max_explain_reviews=args.max_explain_reviews)
-    settings = server.Settings(Path(args.models_dir), args.default_model, args.host, args.port, limits,
-                               batching=BATCHING[args.batching], poll_seconds=args.poll_seconds, access_log=args.access_log)
-    sock = server.open_socket(args.host, args.port)
-    built = server.build(settings)
-    host, port = sock.getsockname()[:2]
-    print(f"serving {settings.models_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    built.run(sock)
-    return 0
-
+from sentiment.commands.serve import main, run  # noqa: F401  (main: for tests that run it in process)
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    sys.exit(run())

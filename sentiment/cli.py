@@ -28,18 +28,34 @@ from sentiment.quiet import native_stderr_silenced  # noqa: E402
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models"
 
 
-def add_models_dir_flag(parser: argparse.ArgumentParser) -> None:
-    """Add ``--models-dir``: one flag, one default (this project's saved_models/) in every entry point."""
+# Your own runs are exported here (under the working directory), so an export never silently becomes the
+# default of predict.py and serve.py, which read the shipped saved_models/: serve yours with --models-dir exports.
+EXPORTS_DIR = "exports"
+
+
+def add_models_dir_flag(parser: argparse.ArgumentParser, exporting: bool = False) -> None:
+    """Add ``--models-dir``: where models are read from (the shipped saved_models/) or, ``exporting``, written to (exports/)."""
+    default, where = (EXPORTS_DIR, "exports/ under the working directory") if exporting else (str(DEFAULT_MODELS_DIR), "this project's saved_models/")
     # --export-dir: its old name in train.py and export_model.py, still accepted.
-    parser.add_argument("--models-dir", "--export-dir", dest="models_dir", default=str(DEFAULT_MODELS_DIR), metavar="DIR",
-                        help="root of exported models, <DIR>/<name>/<version>/ (default: this project's saved_models/)")
+    parser.add_argument("--models-dir", "--export-dir", dest="models_dir", default=default, metavar="DIR",
+                        help=f"root of exported models, <DIR>/<name>/<version>/ (default: {where})")
+
+
+def next_steps(run_dir: Path, model: str, exported: Path | None) -> str:
+    """What to run after training: export (unless done), predict with the export, serve it, compare the run."""
+    export = exported.parent if exported else Path(EXPORTS_DIR) / model
+    lines = [] if exported else [f"  python export_model.py {run_dir}          # -> {export}/<version>/, TF Serving's layout"]
+    lines += [f'  python predict.py --model {export} "A quiet, moving film"',
+              f"  python serve.py --models-dir {export.parent}               # http://127.0.0.1:8080 (TF Serving's REST API, a page)",
+              f"  python evaluate.py --compare {run_dir}          # against the cheap anchors, on the same test reviews"]
+    return "next:\n" + "\n".join(lines)
 
 
 def add_trust_model_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--trust-model``: load a SavedModel whose graph uses ops this project's exports never use, or one without checksums."""
     parser.add_argument("--trust-model", action="store_true",
                         help="load the model even if its graph uses ops this project's exports never use (file, process or network ops) "
-                             "or it has no checksums file: only for a model whose origin you trust (README: Security)")
+                             "or it has no checksums file: only for a model whose origin you trust (docs/security.md)")
 
 
 def int_between(low: int, high: int) -> Callable[[str], int]:

@@ -199,7 +199,7 @@ class Config:
         return cls.from_dict(values)
 
 
-# The model train.py trains and predict.py loads when none is named: the most accurate shipped one (README: Results).
+# The model train.py trains and predict.py loads when none is named: the most accurate shipped one (docs/results.md).
 DEFAULT_MODEL = "wide_lstm"
 
 # Measured per-model defaults (see README): a --config file and flags win over these. Every model of
@@ -212,7 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lstm_chrono": {},
     "gru": {},
     "bilstm": {},
-    # Wide and deep (README: the shipped default), v5: the LSTM plus a linear TF-IDF 1-2-gram branch, stacked: each
+    # Wide and deep (docs/results.md: the shipped default), v5: the LSTM plus a linear TF-IDF 1-2-gram branch, stacked: each
     # branch learns on its own loss and their mix is fitted on the validation reviews (sentiment.training.stacking); trained
     # jointly (v3, configs/wide_lstm_v3.json) the n-gram branch left the LSTM nothing to learn. The n-gram branch reads
     # the whole review, the LSTM the last 256 tokens (prediction speed), from 128-d skip-gram vectors of the
@@ -221,7 +221,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wide_lstm": {"branches": "stacked", "ngram_vocab_size": 200_000, "max_len": 256, "vocab_size": 10_000,
                   "embedding_dim": 128, "word_vector_epochs": 5, "batch_size": 128, "learning_rate": 2e-3, "epochs": 3, "patience": 1},
 }
-# The default minus its recurrent part (WIDE_ONLY), the README's ablation: the same n-gram features, batches, step
+# The default minus its recurrent part (WIDE_ONLY), the ablation of docs/results.md: the same n-gram features, batches, step
 # size and epochs as the default's n-gram branch.
 PRESETS[WIDE_ONLY] = {k: PRESETS["wide_lstm"][k] for k in ("ngram_vocab_size", "max_len", "batch_size", "learning_rate", "epochs", "patience")}
 

@@ -170,7 +170,7 @@ def run_entry(script: str, argv: list[str], capsys, stdin: bytes = b"") -> tuple
     """Run an entry point's main(argv) in-process as the shell would; return (exit code, stdout, stderr)."""
     import importlib
 
-    module = importlib.import_module(script.removesuffix(".py"))
+    module = importlib.import_module(f"sentiment.commands.{script.removesuffix('.py')}")
     saved = sys.stdin
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
     try:

@@ -96,17 +96,18 @@ def test_one_default_model_and_one_models_dir_flag_in_every_entry_point():
     from sentiment.config import DEFAULT_MODEL
 
     _, config = cli.parse_training_args([], noop, "")
-    assert config.model == DEFAULT_MODEL == importlib.import_module("predict").parse_args([]).model
+    assert config.model == DEFAULT_MODEL == importlib.import_module("sentiment.commands.predict").parse_args([]).model
     assert config.ngram_vocab_size == PRESETS[DEFAULT_MODEL]["ngram_vocab_size"]  # its preset, not bare defaults
-    train = importlib.import_module("train")
+    train = importlib.import_module("sentiment.commands.train")
     train_args, _ = cli.parse_training_args([], train.add_arguments, "")
-    export_args = importlib.import_module("export_model").parse_args(["runs/x"])
-    evaluate_args = importlib.import_module("evaluate").parse_args(["lstm"])
-    predict_args = importlib.import_module("predict").parse_args([])
-    for args in (train_args, export_args, evaluate_args, predict_args):
+    export_args = importlib.import_module("sentiment.commands.export_model").parse_args(["runs/x"])
+    evaluate_args = importlib.import_module("sentiment.commands.evaluate").parse_args(["lstm"])
+    predict_args = importlib.import_module("sentiment.commands.predict").parse_args([])
+    for args in (evaluate_args, predict_args):  # readers: the shipped models
         assert args.models_dir == str(cli.DEFAULT_MODELS_DIR)
-    assert export_args.models_dir == str(cli.DEFAULT_MODELS_DIR)
-    assert importlib.import_module("export_model").parse_args(["runs/x", "--export-dir", "m"]).models_dir == "m"  # the old name
+    for args in (train_args, export_args):  # writers: your own exports, never the shipped default's folder
+        assert args.models_dir == cli.EXPORTS_DIR
+    assert importlib.import_module("sentiment.commands.export_model").parse_args(["runs/x", "--export-dir", "m"]).models_dir == "m"  # the old name
 
 
 def test_train_help_answers_without_importing_tensorflow():
@@ -120,3 +121,19 @@ def test_train_help_answers_without_importing_tensorflow():
             "print('tensorflow' in sys.modules, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "--ngram-vocab-size" in result.stdout and result.stderr.strip().endswith("False"), result.stderr
+
+
+def test_a_run_folder_given_as_a_model_names_the_export_command(tmp_path, capsys):
+    from conftest import run_entry
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "metrics.json").write_text("{}")
+    code, _, err = run_entry("predict.py", ["--model", str(tmp_path), "a fine film"], capsys)
+    assert code == 2 and f"is a training run, not an exported model: export it with `python export_model.py {tmp_path}`" in err
+
+
+def test_next_steps_name_the_export_and_the_commands_that_use_it(tmp_path):
+    steps = cli.next_steps(tmp_path / "run", "wide", None)
+    assert f"python export_model.py {tmp_path / 'run'}" in steps and "predict.py --model exports/wide" in steps
+    exported = cli.next_steps(tmp_path / "run", "wide", tmp_path / "m" / "wide" / "1")
+    assert "export_model.py" not in exported and f"serve.py --models-dir {tmp_path / 'm'}" in exported

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-import serve
+from sentiment.commands import serve
 from sentiment.serving import protocol, repository
 
 DEPLOY = ROOT / "deploy"
@@ -105,3 +105,35 @@ def test_a_manifest_with_an_unknown_field_is_caught(name, tmp_path):
     broken.write_text(yaml.safe_dump(document))
     with pytest.raises(AssertionError, match="has no field 'replicas'"):
         read_inference_service(broken)
+
+
+def test_the_tf_serving_runtime_is_the_release_of_the_tensorflow_that_writes_the_exports():
+    service = read_inference_service(DEPLOY / "inferenceservice-tfserving.yaml")
+    project = pins(ROOT / "requirements.txt")
+    runtime = service.spec.predictor.model.runtime_version
+    assert runtime == project["tensorflow-serving-api"] == project["tensorflow"]
+
+
+def test_the_tf_serving_manifest_says_which_version_it_serves_and_its_volume_is_made():
+    text = (DEPLOY / "inferenceservice-tfserving.yaml").read_text()
+    service = read_inference_service(DEPLOY / "inferenceservice-tfserving.yaml")
+    claim, model = re.fullmatch(r"pvc://([^/]+)/(.+)", service.spec.predictor.model.storage_uri).groups()
+    newest = repository.newest_version(ROOT / "saved_models" / model)
+    assert f"newest version ({newest.name} today" in text
+    documents = list(yaml.safe_load_all((DEPLOY / "saved-models-pvc.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
+    assert kinds["Pod"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
+    mount = kinds["Pod"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"]
+    assert f"kubectl cp saved_models/{model} saved-models-loader:{mount}/{model}" in (DEPLOY / "saved-models-pvc.yaml").read_text()
+
+
+def test_the_image_carries_only_the_versions_served_and_a_lock_of_every_version():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = {source for source in re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE) if source.startswith("saved_models")}
+    served = {f"saved_models/{folder.name}/{repository.newest_version(folder).name}"
+              for folder in (ROOT / "saved_models").iterdir() if folder.is_dir()}
+    assert copied == served
+    lock = pins(DEPLOY / "requirements-serve.lock")
+    assert all(lock[name.lower()] == version for name, version in pins(DEPLOY / "requirements-serve.txt").items())
+    assert "tensorflow" not in lock and len(lock) > 20  # every transitive version, and no TensorFlow

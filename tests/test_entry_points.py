@@ -152,7 +152,7 @@ def interrupted_run(tmp_path, csv_path) -> tuple[RunDir, list[str]]:
     """Return a run train.py started with the returned argv and that was interrupted after 1 of its 3 epochs."""
     import keras
 
-    import train
+    from sentiment.commands import train
     from sentiment.training import experiment
 
     class InterruptAfterEpoch(keras.callbacks.Callback):

@@ -135,7 +135,7 @@ def load_splits(config: Config) -> Splits:
             raise DataError(f"unsupported data file {source}: expected .csv, .csv.gz, an aclImdb folder or .tar.gz")
     if config.max_examples and len(splits.train) > config.max_examples:
         splits.train = Split(splits.train.texts[: config.max_examples], splits.train.labels[: config.max_examples])
-    log.info("data %s: %s", source, splits.sizes())
+    log.info("data %s: %s", source, ", ".join(f"{n:,} {name}" for name, n in splits.sizes().items()))
     return splits
 
 

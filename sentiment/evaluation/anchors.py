@@ -118,5 +118,5 @@ def make_nbsvm_bi(seed: int) -> Pipeline:
     )
 
 
-# Every comparison pairs each model with each of these; the first is the README's long-standing baseline.
+# Every comparison pairs each model with each of these; the first is the project's long-standing baseline.
 ANCHORS: dict[str, Callable[[int], Pipeline]] = {"tfidf_logreg": make_tfidf_logreg, "nbsvm_bi": make_nbsvm_bi, "fasttext": make_fasttext}

@@ -115,7 +115,8 @@ def plot_comparison(rows: list[dict], histories: dict[str, list[dict]], path: Pa
     report.plot_grouped_bars(axes[1], [k[4:] for k in buckets], {r["model"]: [r[k] for k in buckets] for r in rows})
     axes[1].set(title="test accuracy by review length (tokens)")
     for name, history in histories.items():
-        axes[2].plot(range(1, len(history) + 1), [h.get("val_accuracy") for h in history], "o-", label=name)
+        key = f"val_{report.accuracy_key(history)}"
+        axes[2].plot(range(1, len(history) + 1), [h.get(key) for h in history], "o-", label=name + (" (branches' mean)" if "branch" in key else ""))
     axes[2].set(title="validation accuracy per epoch", xlabel="epoch")
     axes[2].grid(alpha=0.3)
     axes[2].legend(fontsize=8)

@@ -33,15 +33,21 @@ def pyplot() -> Any:
     return plt
 
 
+def accuracy_key(history: list[dict[str, float]]) -> str:
+    """The per-epoch accuracy a history has: ``accuracy``, or a stacked model's ``branch_accuracy`` (its branches' mean, each alone)."""
+    return "branch_accuracy" if history and "branch_accuracy" in history[0] else "accuracy"
+
+
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
     """Plot loss and accuracy per epoch, training vs validation."""
     plt = pyplot()
     epochs = [int(row.get("epoch", i)) + 1 for i, row in enumerate(history)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
+    for ax, key in zip(axes, ("loss", accuracy_key(history))):
         ax.plot(epochs, [row.get(key) for row in history], "o-", label="train")
         ax.plot(epochs, [row.get(f"val_{key}") for row in history], "o-", label="validation")
-        ax.set(xlabel="epoch", ylabel=key, title=f"{key} per epoch")
+        title = "branch accuracy per epoch (the two branches' mean, each alone)" if key == "branch_accuracy" else f"{key} per epoch"
+        ax.set(xlabel="epoch", ylabel=key, title=title)
         ax.grid(alpha=0.3)
         ax.legend()
     save_figure(fig, path)

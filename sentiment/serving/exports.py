@@ -24,6 +24,9 @@ def resolve_model(spec: str, root: str | Path = "saved_models") -> Path:
             raise ModelError(f"no model {spec!r}: not a directory, nor a name under {root}/ (available: {', '.join(names) or 'none'})")
     if (path / "saved_model.pb").exists():
         return path
+    if (path / "config.json").is_file() and (path / "metrics.json").is_file():  # a training run's folder (sentiment.rundir)
+        raise ModelError(f"{path} is a training run, not an exported model: export it with `python export_model.py {path}` "
+                         f"(to exports/<model>/<version>/), then give --model exports/<model>")
     versions = [p for p in numbered_versions(path) if p.is_dir()]
     if not versions:
         raise ModelError(f"{path} is neither a SavedModel (no saved_model.pb) nor a folder of numbered versions")

@@ -116,7 +116,7 @@ def run(
     with run_dir.lock(), streaming.stream_errors_explained(config.data):
         run_dir.check_can_train(config)  # again: another process may have claimed it meanwhile
         record_run(run_dir, config, argv)
-        log.info("run dir %s, config %s", run_dir, config.to_dict())
+        log.info("run dir %s: %s on %s, seed %d (every setting in its config.json)", run_dir, config.model, config.data, config.seed)
         train_and_report(config, run_dir, splits, verbose, extra_callbacks, strategy)
     return run_dir.path
 
@@ -287,8 +287,9 @@ def fitted_model(classifier: keras.Model, config: Config) -> keras.Model:
     if config.branches != "stacked":
         return classifier
     trainer = stacking.branch_trainer(classifier)
-    trainer.compile(optimizer=classifier.optimizer, loss=stacking.branch_loss, metrics=[keras.metrics.MeanMetricWrapper(stacking.branch_accuracy, name="accuracy")],
-                    jit_compile=False)
+    # Named for what it measures: the two branches' mean accuracy, each alone (the stacked model's comes after training).
+    trainer.compile(optimizer=classifier.optimizer, loss=stacking.branch_loss,
+                    metrics=[keras.metrics.MeanMetricWrapper(stacking.branch_accuracy, name=stacking.BRANCH_ACCURACY)], jit_compile=False)
     return trainer
 
 

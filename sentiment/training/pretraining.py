@@ -266,5 +266,5 @@ def load_encoder(model: keras.Model, folder: str | Path, layers: tuple[str, ...]
 
 def transferred_layers(config: Config) -> tuple[str, ...]:
     """Return the encoder layers a classifier takes, as ``config.pretrain_transfer`` says."""
-    # Word vectors alone: a language model's states pooled over a whole review differ little between reviews (README).
+    # Word vectors alone: a language model's states pooled over a whole review differ little between reviews (docs/results.md).
     return ENCODER_LAYERS if config.pretrain_transfer == "encoder" else ("embedding",)

@@ -1,7 +1,7 @@
 """Stacked wide and deep: each branch learns as if alone, then their mix is fitted on the validation reviews.
 
 Trained jointly on one loss, the n-gram branch fits the training reviews within an epoch and
-leaves the recurrent branch little to learn (README: the ablation). With ``--branches stacked``
+leaves the recurrent branch little to learn (docs/results.md: the ablation). With ``--branches stacked``
 each branch gets its own loss on the same batches (two models in one graph, one data pipeline,
 one resume state), and afterwards a logistic regression on the two branches' validation logits
 (Wolpert 1992) chooses how much each says. The weights are folded into the branches' own output
@@ -23,6 +23,7 @@ from sentiment import models
 
 log = logging.getLogger(__name__)
 
+BRANCH_ACCURACY = "branch_accuracy"  # the per-epoch metric while the branches train: their mean accuracy, each alone
 BRANCH_LOGITS = ("deep_logit", "wide_logit")  # the output layers of the recurrent and the n-gram branch (sentiment.models)
 
 

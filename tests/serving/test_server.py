@@ -339,7 +339,7 @@ def test_serve_py_refuses_a_models_dir_without_models_in_one_line(tmp_path):
 @pytest.mark.parametrize("flag,value", [("--port", "70000"), ("--port", "-1"), ("--poll-seconds", "nan"), ("--poll-seconds", "-1"),
                                         ("--poll-seconds", "inf"), ("--max-body-bytes", "0"), ("--max-instances", "10000000000")])
 def test_serve_py_refuses_a_flag_out_of_range_before_it_starts(flag, value):
-    import serve  # the entry point's parser, in process: a refused flag never gets as far as a server
+    from sentiment.commands import serve  # the entry point's parser, in process: a refused flag never gets as far as a server
 
     with pytest.raises(cli.UsageError, match=f"argument {flag}: .*is not between"):
         serve.parse_args([flag, value])

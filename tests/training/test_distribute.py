@@ -32,7 +32,7 @@ from sentiment import cli
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import train
+from sentiment.commands import train
 sys.exit(cli.run_main(train.main, sys.argv[1:]))
 """
 # One worker of a sweep: train.py's main once per argument list, in one process so the cluster starts up once
@@ -42,7 +42,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 from sentiment import cli
 from sentiment.training import distribute
-import train
+from sentiment.commands import train
 make_strategy, made = distribute.make_strategy, []
 distribute.make_strategy = lambda config: made[0] if made else made.append(make_strategy(config)) or made[0]
 for argv in json.loads(sys.argv[1]):

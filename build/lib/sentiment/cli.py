@@ -1,0 +1,196 @@
+"""Shared command-line plumbing for the entry points: config flags, one-line errors, logging.
+
+Importing this module first (as every script does) keeps TensorFlow's C++ start-up
+chatter out of the user's terminal; it is the one place that sets TF's log level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+# Must precede the first TensorFlow import. 3 hides TF's C++ ERROR lines too (E0000 ...
+# node_def_util, "oneDNN supports DT_BOOL"): they are notices, and every real failure
+# reaches Python as an exception, which run_main turns into one ``error:`` line.
+# TF_ENABLE_ONEDNN_OPTS is left alone: it changes numerics, not just messages.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from sentiment.artifacts import DISK_ERRNOS, write_error  # noqa: E402
+from sentiment.config import DEFAULT_MODEL, Config, config_fields, field_type, make_config, read_recipe  # noqa: E402
+from sentiment.errors import SentimentError  # noqa: E402
+from sentiment.quiet import native_stderr_silenced  # noqa: E402
+
+# Every entry point exports to and reads named models from here, wherever it is started from.
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "saved_models"
+
+
+def add_models_dir_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--models-dir``: one flag, one default (this project's saved_models/) in every entry point."""
+    # --export-dir: its old name in train.py and export_model.py, still accepted.
+    parser.add_argument("--models-dir", "--export-dir", dest="models_dir", default=str(DEFAULT_MODELS_DIR), metavar="DIR",
+                        help="root of exported models, <DIR>/<name>/<version>/ (default: this project's saved_models/)")
+
+
+def add_trust_model_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--trust-model``: load a SavedModel whose graph uses ops this project's exports never use, or one without checksums."""
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load the model even if its graph uses ops this project's exports never use (file, process or network ops) "
+                             "or it has no checksums file: only for a model whose origin you trust (README: Security)")
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (past ``high`` a number crashes or exhausts something instead of helping)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high:,}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its message: "invalid integer value: 'x'"
+    return parse
+
+
+def number_between(low: float, high: float) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] (nan and inf are refused)."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:  # False for nan
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:,g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+class UsageError(SentimentError):
+    """A command line that cannot be parsed (unknown flag, bad number, bad choice)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ...`` and exit code 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage; run_main prints the one line."""
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults: Config) -> None:
+    """Add one ``--flag`` per Config field; help shows ``defaults`` (the values this model will really use)."""
+    for field in config_fields():
+        kind = field_type(field)
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata['help']} (default: {getattr(defaults, field.name)!r})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=help_text, metavar=field.name.upper())
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the Config fields the user set on the command line."""
+    return {f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name, None) is not None}
+
+
+def parse_training_args(argv: list[str], add_arguments: Callable[[argparse.ArgumentParser], None], description: str) -> tuple[argparse.Namespace, Config]:
+    """Parse a training command line into (args, Config): defaults < model preset < --config file < flags."""
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    recipe = read_recipe(known.config) if known.config else {}
+    model = known.model or recipe.pop("model", DEFAULT_MODEL)
+    recipe.pop("model", None)
+    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="a recipe: JSON of Config fields, e.g. configs/lstm_len800.json (flags override it)")
+    add_config_flags(parser, make_config(model, **recipe))
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    flags = {k: v for k, v in config_overrides(args).items() if k != "model"}
+    return args, make_config(model, **{**recipe, **flags})
+
+
+def run_main(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> int:
+    """Run ``main``; return its exit code, or print one ``error:`` line and return 2 (Ctrl-C: 130)."""
+    try:
+        code = main(sys.argv[1:] if argv is None else argv) or 0
+        sys.stdout.flush()  # here, not at exit: a reader that went away is then caught below
+        return code
+    except BrokenPipeError:
+        return reader_went_away()
+    except SentimentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable output dir, full disk: the user's to fix, not a bug
+        if e.errno in DISK_ERRNOS and e.filename:
+            print(f"error: {write_error(Path(e.filename), e)}", file=sys.stderr)
+        else:
+            print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def reader_went_away() -> int:
+    """End quietly when the reader of stdout has closed it (``predict.py ... | head -1``), as Unix tools do.
+
+    Python would otherwise complain again when flushing stdout at exit; stdout is pointed at
+    /dev/null first. The exit code is the shell's for a death by SIGPIPE (128 + 13).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def setup_logging(verbose: bool = True) -> None:
+    """Log INFO (or WARNING) lines to stderr; Python warnings go through logging, once each."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.captureWarnings(True)
+    quiet_tensorflow_logger()
+    logging.getLogger("absl").setLevel(logging.WARNING)  # tf.distribute's per-epoch "Sharding callback duration"
+
+
+def quiet_tensorflow_logger() -> None:
+    """Keep TF's Python logger to warnings, through our handler only (no ``INFO:tensorflow:`` duplicates)."""
+    logger = logging.getLogger("tensorflow")
+    logger.setLevel(logging.WARNING)  # e.g. "Assets written to: <temp dir>" on every export
+    for handler in list(logger.handlers):  # TF adds its own when imported before basicConfig
+        logger.removeHandler(handler)
+
+
+class NoProgressBar:
+    """What ``progress_bar`` returns when it is off: tqdm's face, without importing it (tqdm and its importlib.metadata: ~35 ms of a one-review start, by python -X importtime)."""
+
+    def update(self, n: int = 1) -> None:
+        """Nothing to show."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def progress_bar(total: int | None, enabled: bool) -> "tqdm | NoProgressBar":  # noqa: F821
+    """Return a tqdm progress bar on stderr (one that shows nothing when not ``enabled``)."""
+    if not enabled:
+        return NoProgressBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="review", file=sys.stderr)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe devices with C++ notices silenced (they ignore TF_CPP_MIN_LOG_LEVEL)."""
+    with native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

@@ -1,0 +1,144 @@
+"""The models dir as KServe's model repository: each folder a model serving its newest version, swapped in when a newer one appears."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from pathlib import Path
+
+from sentiment.artifacts import numbered_versions
+from sentiment.data import fast_tokenizer
+from sentiment.errors import ModelError, SentimentError
+from sentiment.evaluation import explanation
+from sentiment.serving import litert_engine, reviews
+from sentiment.serving.batcher import Batcher
+from sentiment.serving.kserve_api import InferRequest, InferResponse, kserve
+from sentiment.serving.protocol import json_body, v1_response, v1_reviews, v2_response, v2_reviews
+from sentiment.serving.settings import Limits, Settings
+
+log = logging.getLogger(__name__)
+
+ALIAS = "sentiment"  # the default model's second name
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """One loaded version of a model: its number, directory and LiteRT predictor."""
+
+    number: int
+    path: Path
+    predictor: litert_engine.LiteRTPredictor
+
+
+class SentimentModel(kserve.Model):
+    """One model folder as a KServe model: its newest version, swapped in place when a newer one is loaded."""
+
+    def __init__(self, name: str, version: Version, batcher: Batcher, limits: Limits):
+        super().__init__(name)
+        self.version, self.batcher, self.limits = version, batcher, limits
+        self.ready = True
+
+    def load(self) -> bool:
+        """Already loaded when made."""
+        return self.ready
+
+    def get_input_types(self) -> list[dict]:
+        """V2 metadata: one BYTES tensor of reviews."""
+        return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict]:
+        """V2 metadata: P(positive) and the label, per review."""
+        return [{"name": "probability", "datatype": "FP32", "shape": [-1]}, {"name": "label", "datatype": "BYTES", "shape": [-1]}]
+
+    async def predict(self, payload: dict | InferRequest | bytes, headers: dict[str, str] | None = None) -> dict | InferResponse:
+        """Classify a V1 (TF Serving) or V2 (Open Inference Protocol) request."""
+        if isinstance(payload, InferRequest):
+            texts, explain = v2_reviews(payload, self.limits)
+        else:
+            texts, explain, columnar = v1_reviews(json_body(payload), self.limits)
+        version = self.version
+        probabilities = await self.batcher.score(version.predictor.probabilities, texts)
+        reasons = await self.explain_reviews(version, texts, explain) if explain else None
+        labels = [reviews.label_for(float(p), version.predictor.threshold) for p in probabilities]
+        if isinstance(payload, InferRequest):
+            return v2_response(payload, self.name, version.number, probabilities, labels, reasons)
+        return v1_response(probabilities, labels, reasons, columnar)
+
+    async def explain_reviews(self, version: Version, texts: list[str], k: int) -> list[dict]:
+        """Each review's ``k`` strongest reasons each way: ``predict.py --explain``'s occlusion reasons, bounded as it bounds them."""
+        predictor = version.predictor
+        return await self.batcher.run(lambda: [explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(text), k, predictor.keeps_tail)
+                                               for text in texts])
+
+
+def newest_version(folder: Path) -> Path | None:
+    """The newest numbered version of a model folder (None if it has none)."""
+    versions = [p for p in numbered_versions(folder) if p.is_dir()]
+    return versions[-1] if versions else None
+
+
+def load_version(path: Path) -> Version:
+    """Load one exported version with its LiteRT twin, in this process (no worker processes: the server has its threads)."""
+    if not litert_engine.has_litert(path):
+        raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
+    return Version(int(path.name), path, litert_engine.LiteRTPredictor(path, workers=1))
+
+
+class ModelFolders:
+    """The models dir as KServe's model repository: loads every folder's newest version, now and whenever a newer one appears."""
+
+    def __init__(self, settings: Settings, repository: kserve.ModelRepository, batcher: Batcher):
+        self.settings, self.repository, self.batcher = settings, repository, batcher
+        self._refused: set[Path] = set()  # versions that failed to load, reported once
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def scan(self) -> list[str]:
+        """Load what is new in the models dir; return the names of the models that changed."""
+        root = self.settings.models_dir
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+        return [folder.name for folder in folders if self.refresh(folder)]
+
+    def refresh(self, folder: Path) -> bool:
+        """Serve the folder's newest version if it is newer than the one served; return True if it changed."""
+        path = newest_version(folder)
+        model = self.repository.get_model(folder.name)
+        if path is None or path in self._refused or (model is not None and int(path.name) <= model.version.number):
+            return False
+        try:
+            version = load_version(path)
+        except (SentimentError, OSError, ValueError) as e:
+            self._refused.add(path)
+            log.warning("not serving %s: %s", path, e)
+            return False
+        if model is None:
+            model = SentimentModel(folder.name, version, self.batcher, self.settings.limits)
+            self.repository.update(model)
+            if folder.name == self.settings.default_model:
+                self.repository.update(model, ALIAS)
+            log.info("serving %s version %d%s", folder.name, version.number, f" (also as {ALIAS})" if folder.name == self.settings.default_model else "")
+        else:
+            previous, model.version = model.version.number, version  # requests already scoring keep the version they started with
+            log.info("serving %s version %d (was version %d)", folder.name, version.number, previous)
+        return True
+
+    def start_polling(self) -> None:
+        """Read the models dir every ``poll_seconds`` in a background thread."""
+        if self.settings.poll_seconds > 0:
+            self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def _poll(self) -> None:
+        """The poller's loop: scan, wait, until stopped."""
+        while not self._stop.wait(self.settings.poll_seconds):
+            try:
+                self.scan()
+            except OSError as e:  # the dir went away or became unreadable: keep serving what is loaded
+                log.warning("cannot read %s: %s", self.settings.models_dir, e)
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,109 @@
+"""The model server: every model under a folder, on KServe's Python model server, without TensorFlow.
+
+Each folder of the models dir is a model of that name serving its newest version through its LiteRT
+twin (``litert_engine``); the default model is also ``sentiment``. A poller loads a newer version
+written there (atomically, as ``export_model.py`` writes) and swaps it in without a restart.
+
+KServe gives the protocols: V1 (TF Serving's REST API: ``POST /v1/models/NAME:predict`` with
+``{"instances": [review, ...]}`` → ``{"predictions": [{"probability": p, "label": "positive"}, ...]}``),
+V2 (the Open Inference Protocol: ``/v2/models/NAME/infer``), liveness, readiness and Prometheus
+``/metrics``. This package adds what TF Serving clients and users of this project need on top, one
+concern a module: reading and answering requests with a 4xx JSON error for a bad one (``protocol``,
+bounded by ``settings.Limits``), TF Serving's status reply, versioned paths, the page at ``/`` and the
+body limit (``routes``), the models dir and its hot reload (``repository``), and batching: reviews of
+requests that arrive while a batch is scored are scored together (``batcher``). This module builds
+and runs the server from them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import signal
+import socket
+import warnings
+
+from sentiment.errors import ModelError, SentimentError
+from sentiment.serving.batcher import Batcher
+from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
+from sentiment.serving.repository import ALIAS, ModelFolders
+from sentiment.serving.routes import BodyLimit, CheckedDataPlane, add_routes, bad_request, not_found
+from sentiment.serving.settings import Limits, Settings  # serve.py's settings, made here
+
+__all__ = ["Limits", "Settings", "Server", "build", "open_socket", "quiet_logs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Server:
+    """A built server: its models, its inference thread and the uvicorn server that answers HTTP."""
+
+    folders: ModelFolders
+    executor: concurrent.futures.ThreadPoolExecutor
+    http: uvicorn.Server
+
+    def run(self, sock: socket.socket) -> None:
+        """Serve on ``sock`` until SIGTERM or Ctrl-C (uvicorn stops gracefully), then release everything."""
+        self.folders.start_polling()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the signal it stopped on: here, a no-op
+            signal.signal(sig, lambda number, frame: None)
+        try:
+            self.http.run(sockets=[sock])
+        finally:
+            self.folders.stop()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            log.info("stopped")
+
+
+def build(settings: Settings) -> Server:
+    """Load every model of the models dir and build the KServe app around them (raise if none can be served)."""
+    if not settings.models_dir.is_dir():
+        raise ModelError(f"no models dir {settings.models_dir}")
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+    batcher = Batcher(executor, settings.batching, settings.max_batch)
+    repository = kserve.ModelRepository(str(settings.models_dir))
+    folders = ModelFolders(settings, repository, batcher)
+    if not folders.scan():
+        raise ModelError(f"no servable model in {settings.models_dir} (each needs <name>/<version>/ with a LiteRT twin)")
+    if repository.get_model(settings.default_model) is None:
+        log.warning("default model %s is not served, so neither is %s", settings.default_model, ALIAS)
+    dataplane = CheckedDataPlane(model_registry=repository)
+    rest = RESTServer(kserve.model_server.FASTAPI_APP_IMPORT_STRING, dataplane, ModelRepositoryExtension(model_registry=repository),
+                      settings.port, grace_period=settings.grace_seconds)
+    app = kserve.model_server.app
+    add_routes(app, dataplane, repository)
+    rest.create_application()  # KServe's middleware, V1/V2 routes, health, /metrics and error handlers
+    app.add_exception_handler(InvalidInput, bad_request)
+    app.add_exception_handler(ModelNotFound, not_found)
+    app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    rest.config.host, rest.config.access_log = settings.host, settings.access_log
+    return Server(folders, executor, uvicorn.Server(rest.config))
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket now (port 0: any free port), so a busy port is a one-line error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise SentimentError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def quiet_logs(access_log: bool) -> None:
+    """Route KServe's and uvicorn's loggers through ours; per-request lines (latency, access) only when asked."""
+    # KServe 0.21 answers V1 with FastAPI's ORJSONResponse, which FastAPI now warns about on every request.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+    for name in ("kserve", "uvicorn", "uvicorn.error", "uvicorn.access", "kserve.trace"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("kserve.trace").setLevel(logging.INFO if access_log else logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
