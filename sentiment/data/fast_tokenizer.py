@@ -11,7 +11,7 @@ from Python's defaults:
   ``\\p{L}``/``\\p{N}`` follow RE2's Unicode tables (also in ``unicode_tables``), and its
   ``$`` is the end of the text (Python's also matches before a final newline).
 
-tests/test_fast_tokenizer.py compares every code point, awkward reviews and (with
+tests/data/test_fast_tokenizer.py compares every code point, awkward reviews and (with
 SENTIMENT_PARITY_CSV) a whole CSV of real reviews against TensorFlow.
 """
 

@@ -1,7 +1,7 @@
 """Unicode facts of TensorFlow's text ops, as data (generated: do not edit).
 
 Regenerate after a TensorFlow upgrade with
-``python tests/test_fast_tokenizer.py > sentiment/data/unicode_tables.py``; the tests compare
+``python tests/data/test_fast_tokenizer.py > sentiment/data/unicode_tables.py``; the tests compare
 every code point with TensorFlow, so a stale table fails them.
 """
 

@@ -4,7 +4,7 @@ Each word, and each pair of adjacent words, is deleted in turn from the review a
 reads it (its tokens after standardization), the shortened reviews are scored, and a phrase's
 weight is how far its deletion moves the logit of P(positive): positive weights pushed the
 review towards ``positive``. This is the deletion test itself, so it is faithful by construction
-(tests/test_explanation.py checks it against deleting random words); it needs only a scorer of
+(tests/evaluation/test_explanation.py checks it against deleting random words); it needs only a scorer of
 raw texts, so it runs through every engine, LiteRT's included, and for wide-and-deep models it
 covers both branches at once (deleting a word removes its n-grams too). A pair is reported in
 place of its words only when deleting both is far from the sum of deleting each (``not good``).

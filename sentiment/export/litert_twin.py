@@ -45,7 +45,7 @@ def litert_branch(classifier: keras.Model, config: Config) -> keras.Model:
     branch = keras.Model(classifier.get_layer(TOKEN_IDS).output, classifier.get_layer(output).output)
     # A fixed batch: with a free one the converted LSTM needs TensorList ops, which LiteRT's builtins lack, and a
     # batch-1 model cannot be resized to more rows (its reshapes hold the 1). The mask is honoured, so padded rows
-    # give what each review gives alone (tests/test_litert_export.py); the engine fills short batches with padding rows.
+    # give what each review gives alone (tests/export/test_litert_twin.py); the engine fills short batches with padding rows.
     token_ids = keras.Input(batch_shape=(BATCH, None), dtype="int32", name=TOKEN_IDS)
     return keras.Model(token_ids, branch(token_ids), name=f"{classifier.name}_litert")
 

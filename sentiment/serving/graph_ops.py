@@ -23,7 +23,7 @@ SAVED_MODEL_FILE = "saved_model.pb"
 MAX_GRAPH_BYTES = 256 * 1024 * 1024  # a saved_model.pb larger than this is refused unread (the shipped ones: ~1 MB)
 
 # Every op in the callable functions of this project's exports, derived once from saved_models/*/*/saved_model.pb and tiny exports
-# of simple_rnn, lstm, lstm_chrono, gru, bilstm, wide and wide_lstm with every readout (tests/test_graph_ops.py: shipped and fresh pass):
+# of simple_rnn, lstm, lstm_chrono, gru, bilstm, wide and wide_lstm with every readout (tests/serving/test_graph_ops.py: shipped and fresh pass):
 # arithmetic, control flow, lookup tables, strings, tensor lists, variables. None touches a file, a process or the network.
 ALLOWED_OPS = frozenset("""
 AddV2 BiasAdd BroadcastTo Cast ConcatV2 Const Cumsum DenseBincount DenseCountSparseOutput Equal ExpandDims Fill FloorDiv FloorMod

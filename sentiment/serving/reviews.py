@@ -93,7 +93,7 @@ def check_review(review: Review, keep_tail: bool) -> Review:
 
 def reject_wordless(reviews: list[Review]) -> None:
     """Mark reviews with no words left after standardization (e.g. only markup or punctuation)."""
-    for review in reviews:  # the in-graph standardize, exactly (tests/test_fast_tokenizer.py), without TensorFlow
+    for review in reviews:  # the in-graph standardize, exactly (tests/data/test_fast_tokenizer.py), without TensorFlow
         if not fast_tokenizer.has_words(review.text):
             review.problem = "no words in review (only markup or punctuation)"
 
