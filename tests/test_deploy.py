@@ -137,3 +137,10 @@ def test_the_image_carries_only_the_versions_served_and_a_lock_of_every_version(
     lock = pins(DEPLOY / "requirements-serve.lock")
     assert all(lock[name.lower()] == version for name, version in pins(DEPLOY / "requirements-serve.txt").items())
     assert "tensorflow" not in lock and len(lock) > 20  # every transitive version, and no TensorFlow
+
+
+def test_the_lock_holds_every_pin_of_requirements_txt():
+    lock, project = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements.txt")
+    normal = {name.lower().replace("_", "-"): version for name, version in lock.items()}
+    assert all(normal[name.lower().replace("_", "-")] == version for name, version in project.items())
+    assert len(lock) > 100  # the transitive versions too
