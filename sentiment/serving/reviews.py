@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # The model reads only max_len tokens of a review; capping characters keeps a
 # pathological input (a 1 MB "review") from costing seconds of tokenization.
 MAX_REVIEW_CHARS = 100_000
+# A line is read in pieces: its first and last KEEP_BYTES are kept (each holds MAX_REVIEW_CHARS characters of UTF-8,
+# whichever end the model reads) and the middle dropped, so memory stays flat; past MAX_LINE_BYTES it is not a review.
+KEEP_BYTES = 4 * MAX_REVIEW_CHARS
+MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_SIZE = 1024  # reviews read, classified and printed at a time
 ARGUMENTS = "arguments"  # Review.input of command-line reviews
 OUTPUT_FIELDS = ("input", "line", "text", "label", "probability", "error")
@@ -117,10 +121,60 @@ def read_lines(stream: BinaryIO | bytes, input_name: str = "stdin") -> Iterator[
     lines = io.BytesIO(stream) if isinstance(stream, bytes) else stream
     number = 0
     try:
-        for number, raw in enumerate(lines, start=1):  # a binary stream splits at b"\n" only
+        for number, raw in enumerate(bounded_lines(lines, input_name), start=1):  # split at b"\n" only
             yield decode_line(raw, number, input_name)
     except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz: the lines before it were yielded
         raise SentimentError(f"cannot read {input_name} after line {number}: {first_line(e)}") from e
+
+
+def bounded_lines(stream: BinaryIO, input_name: str, keep: int = KEEP_BYTES, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """Yield a binary stream's lines, each read in pieces of ``keep`` bytes: a long one as its first and last ``keep`` bytes.
+
+    The middle of a long line is never held (flat memory on a huge line or a gzip bomb); a line over ``limit``
+    bytes (``/dev/zero``) is a one-line error after the lines before it.
+    """
+    number = 0
+    while True:
+        piece = stream.readline(keep)
+        if not piece:
+            return
+        number += 1
+        if piece.endswith(b"\n") or len(piece) < keep:
+            yield piece
+            continue
+        head, tail, size = piece, b"", len(piece)
+        while not tail.endswith(b"\n"):
+            more = stream.readline(keep)
+            if not more:
+                break
+            size += len(more)
+            if size > limit:
+                raise SentimentError(f"{input_name} line {number} is over {limit // 2**20} MB without a line break: "
+                                     f"not a review (reviews are read up to {MAX_REVIEW_CHARS:,} characters)")
+            tail = (tail + more)[-keep:]
+        log.warning("%s line %d: %d bytes; only its first and last %d are read", input_name, number, size, keep)
+        yield whole_characters(head, tail)
+
+
+def whole_characters(head: bytes, tail: bytes) -> bytes:
+    """A long line's kept ends joined by a space, each cut to whole UTF-8 characters (check_review then keeps the end the model reads)."""
+    head = head[: len(head) - trailing_partial(head)]
+    start = 0
+    while start < min(len(tail), 4) and tail[start] & 0xC0 == 0x80:  # continuation bytes of a character cut in two
+        start += 1
+    return head + b" " + tail[start:]
+
+
+def trailing_partial(data: bytes) -> int:
+    """How many bytes at the end of ``data`` begin a UTF-8 character that is cut off (0 if none)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the lead byte of the last character
+            needed = 2 if byte >= 0xC0 else 1
+            needed = 3 if byte >= 0xE0 else needed
+            needed = 4 if byte >= 0xF0 else needed
+            return back if needed > back else 0
+    return 0
 
 
 def read_csv(path: str, text_column: str) -> Iterator[Review]:
@@ -370,11 +424,18 @@ def format_results(results: Iterable[Result], fmt: str = "text", header: bool = 
         if fmt == "json":
             yield json.dumps(row_fields(result), ensure_ascii=False)
         elif result.error is None:
-            text = result.review.text
+            text = printable(result.review.text)
             preview = text if len(text) <= 70 else text[:67] + "..."
             yield f"{result.label:<8} {result.probability:.3f}  {preview}"
             if result.reasons is not None:
                 yield f"         why: {describe_reasons(result.reasons) or 'no word moves it'}"
+
+
+def printable(text: str) -> str:
+    """A review as a terminal may show it: control characters (escape codes, a lone CR, line separators) as visible escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def csv_line(values: list) -> str:

@@ -67,3 +67,28 @@ def test_empty_input_says_so(saved_model, tmp_path, capsys):
 def test_output_names_are_unique_and_never_an_output_field():
     assert reading.output_names(["text", "label", "input_label", "reasons", "x", "x"], 0) == [
         "input_label", "input_input_label", "input_reasons", "x", "input_x"]
+
+
+
+def test_a_long_line_is_read_in_pieces_keeping_both_ends():
+    line = ("é" * 300_000 + "MIDDLE" + "ü" * 300_000).encode() + b"\nshort one\n"
+    first, second = reading.read_lines(line, "t")
+    assert first.text.startswith("é") and first.text.endswith("ü") and "MIDDLE" not in first.text
+    assert len(first.text.encode()) <= 2 * reading.KEEP_BYTES + 1 and second.text == "short one"
+
+
+def test_a_line_without_end_is_a_one_line_error_after_the_lines_before_it():
+    lines = reading.bounded_lines(io.BytesIO(b"good film\n" + b"\0" * (3 * 2**20)), "zeros", keep=1024, limit=2 * 2**20)
+    assert next(lines) == b"good film\n"
+    with pytest.raises(SentimentError, match="zeros line 2 is over 2 MB without a line break"):
+        next(lines)
+
+
+def test_predict_py_on_dev_zero_stops_with_one_line_in_flat_memory(capsys):
+    code, _, err = run_entry("predict.py", ["--file", "/dev/zero"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: /dev/zero line 1 is over 64 MB")
+
+
+def test_text_output_shows_control_characters_as_escapes():
+    assert reading.printable("good \x1b[31mred\x1b[0m\rfilm") == "good \\x1b[31mred\\x1b[0m\\rfilm"
+    assert reading.printable("plain, ünïcode text") == "plain, ünïcode text"
