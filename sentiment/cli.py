@@ -165,13 +165,25 @@ def reader_went_away() -> int:
     return 141
 
 
+class OneLineFormatter(logging.Formatter):
+    """A log line is one line: control characters of its message (a request's ``%0a``, an escape code) shown as escapes.
+
+    Only the message is escaped: a traceback, when one is logged, keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        """Escape the message before it is placed in the line."""
+        message = record.message
+        if not message.isprintable():
+            record.message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+        return super().formatMessage(record)
+
+
 def setup_logging(verbose: bool = True) -> None:
-    """Log INFO (or WARNING) lines to stderr; Python warnings go through logging, once each."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    """Log INFO (or WARNING) lines to stderr, one line each; Python warnings go through logging, once each."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     logging.captureWarnings(True)
     quiet_tensorflow_logger()
     logging.getLogger("absl").setLevel(logging.WARNING)  # tf.distribute's per-epoch "Sharding callback duration"

@@ -137,3 +137,11 @@ def test_next_steps_name_the_export_and_the_commands_that_use_it(tmp_path):
     assert f"python export_model.py {tmp_path / 'run'}" in steps and "predict.py --model exports/wide" in steps
     exported = cli.next_steps(tmp_path / "run", "wide", tmp_path / "m" / "wide" / "1")
     assert "export_model.py" not in exported and f"serve.py --models-dir {tmp_path / 'm'}" in exported
+
+
+def test_a_log_line_stays_one_line_whatever_a_request_put_in_it():
+    import logging
+
+    formatter = cli.OneLineFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "404 GET %s", ("/v1/models/x\n12:00:00 INFO forged\x1b[2J",), None)
+    assert formatter.format(record) == "INFO 404 GET /v1/models/x\\n12:00:00 INFO forged\\x1b[2J"

@@ -167,13 +167,23 @@ def status_reply(name: str, model: SentimentModel) -> dict:
     return {"name": name, "ready": model.ready, "model_version_status": [state]}
 
 
+MAX_ECHO_CHARS = 300  # of a request's own text (a path, a model name) in an error reply or a log line
+
+
+def bounded(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (marked), so an error never echoes unbounded input."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 async def bad_request(request: Request, error: Exception) -> JSONResponse:
     """A 400 for invalid input, logged in one line (KServe's handler logs a traceback)."""
-    log.info("400 %s %s: %s", request.method, request.url.path, error)
-    return JSONResponse({"error": str(error)}, status_code=400)
+    message = bounded(str(error))
+    log.info("400 %s %s: %s", request.method, bounded(request.url.path), message)
+    return JSONResponse({"error": message}, status_code=400)
 
 
 async def not_found(request: Request, error: Exception) -> JSONResponse:
     """A 404 for an unknown model or version, logged in one line."""
-    log.info("404 %s %s: %s", request.method, request.url.path, error)
-    return JSONResponse({"error": str(error)}, status_code=404)
+    message = bounded(str(error))
+    log.info("404 %s %s: %s", request.method, bounded(request.url.path), message)
+    return JSONResponse({"error": message}, status_code=404)

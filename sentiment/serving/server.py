@@ -26,6 +26,7 @@ import warnings
 
 from sentiment.errors import ModelError, SentimentError
 from sentiment.serving.batcher import Batcher
+from sentiment.serving.guards import BrowserGuard, is_loopback
 from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
 from sentiment.serving.repository import ALIAS, ModelFolders
 from sentiment.serving.routes import BodyLimit, CheckedDataPlane, add_routes, bad_request, not_found
@@ -78,6 +79,7 @@ def build(settings: Settings) -> Server:
     app.add_exception_handler(InvalidInput, bad_request)
     app.add_exception_handler(ModelNotFound, not_found)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(BrowserGuard, loopback=is_loopback(settings.host))  # outermost: a refused request is not read
     rest.config.host, rest.config.access_log = settings.host, settings.access_log
     return Server(folders, executor, uvicorn.Server(rest.config))
 

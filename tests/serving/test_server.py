@@ -210,7 +210,7 @@ def test_a_body_over_the_limit_gets_413_before_it_is_read(live):
     _, url = live
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:  # declares 10 MB + 1, sends a little of it
-        conn.sendall(b"POST /v1/models/lstm:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        conn.sendall(f"POST /v1/models/lstm:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n".encode() +
                      b"Content-Length: 10000001\r\n\r\n" + b'{"instances": ["' + b"a" * 1000)
         reply = b""
         while b'"error"' not in reply and (chunk := conn.recv(65536)):  # the head and the body may come apart
