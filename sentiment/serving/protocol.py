@@ -14,6 +14,9 @@ from sentiment.serving.settings import Limits
 
 SIGNATURE = "serving_default"  # the exported SavedModel's only signature, as TF Serving names it
 V1_KEYS = {"instances", "inputs", "signature_name", "explain"}
+V2_INPUT = "text"  # the model's one input, as its SavedModel signature and V2 metadata name it
+V2_OUTPUTS = ("probability", "label", "reasons")  # what a V2 request may ask for (reasons: with parameters.explain)
+HEAD_LENGTH = "inference-header-content-length"  # the binary extension's header: bytes of JSON before the tensors
 
 
 def json_body(payload: dict | bytes) -> Any:
@@ -108,6 +111,11 @@ def v2_reviews(request: InferRequest, limits: Limits) -> tuple[list[str], int]:
     if len(request.inputs) != 1:
         raise InvalidInput(f"expected one input (text, BYTES, shape [n]), got {len(request.inputs)}")
     tensor = request.inputs[0]
+    if tensor.name != V2_INPUT:
+        raise InvalidInput(f"unknown input {tensor.name[:100]!r}; the model's one input is {V2_INPUT!r}")
+    unknown = [o.name for o in request.request_outputs or [] if o.name not in V2_OUTPUTS]
+    if unknown:
+        raise InvalidInput(f"unknown output {str(unknown[0])[:100]!r}; the model's outputs are {', '.join(V2_OUTPUTS)}")
     data = tensor.data
     if tensor.datatype != "BYTES" or not isinstance(data, list):
         raise InvalidInput(f"input {tensor.name!r} must be BYTES (the reviews), not {tensor.datatype}")
@@ -155,4 +163,35 @@ def v2_response(request: InferRequest, name: str, version: int, probabilities: n
     outputs = [InferOutput("probability", [n], "FP32", [float(p) for p in probabilities]), InferOutput("label", [n], "BYTES", labels)]
     if reasons is not None:
         outputs.append(InferOutput("reasons", [n], "BYTES", [orjson.dumps(reasons_fields(r)).decode() for r in reasons]))
+    if request.request_outputs:  # only what was asked for, as the protocol says
+        asked = {o.name for o in request.request_outputs}
+        outputs = [o for o in outputs if o.name in asked]
     return InferResponse(request.id or str(uuid.uuid4()), request.model_name or name, outputs, model_version=str(version))
+
+
+def check_binary_request(body: bytes, headers: dict) -> None:
+    """Refuse a binary-extension V2 request whose sizes do not add up, naming the field: the JSON head's length in
+    ``inference-header-content-length`` and each input's ``binary_data_size`` must cover the body exactly."""
+    declared = headers.get(HEAD_LENGTH)
+    if declared is None:
+        return  # KServe says the header is missing
+    if not str(declared).isdigit() or int(declared) > len(body):
+        raise InvalidInput(f"{HEAD_LENGTH} must be the byte length of the JSON head (at most {len(body)}), not {str(declared)[:40]!r}")
+    try:
+        head = orjson.loads(body[: int(declared)])
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"the first {declared} bytes ({HEAD_LENGTH}) are not a JSON request: {e}") from None
+    inputs = head.get("inputs") if isinstance(head, dict) else None
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise InvalidInput('the JSON head needs "inputs": a list of tensors')
+    total = 0
+    for i, tensor in enumerate(inputs):
+        size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor.get("parameters") or {}, dict) else None
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidInput(f"inputs[{i}].parameters.binary_data_size must be a byte count, not {str(size)[:40]!r}")
+        total += size
+    if total != len(body) - int(declared):
+        raise InvalidInput(f"the inputs' binary_data_size add up to {total} bytes, but {len(body) - int(declared)} follow the "
+                           f"JSON head ({HEAD_LENGTH} {declared}): the sizes must cover the tensors exactly")

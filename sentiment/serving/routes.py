@@ -24,6 +24,7 @@ from sentiment.serving.kserve_api import (
     V2Endpoints,
     kserve,
 )
+from sentiment.serving.protocol import check_binary_request
 from sentiment.serving.repository import SentimentModel
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class CheckedDataPlane(DataPlane):
     """
 
     def decode_inference_request(self, body: bytes | InferenceRequest, headers: dict, model_name: str) -> InferRequest:
-        """Decode a V2 request as KServe does; what KServe cannot decode is an ``InvalidInput``."""
+        """Decode a V2 request as KServe does, its binary sizes checked first; what KServe cannot decode is an ``InvalidInput``."""
+        if isinstance(body, (bytes, bytearray)):
+            check_binary_request(bytes(body), headers)
         try:
             return super().decode_inference_request(body, headers, model_name)
         except InvalidInput:

@@ -206,6 +206,33 @@ def test_a_malformed_binary_v2_request_gets_a_400_json_error(live, what, body, h
     assert proc.poll() is None
 
 
+SIZE_MISMATCHES = [  # (what, body, head length, the field the error names)
+    ("a length that is not a number", binary_v2([b"good"])[0], "abc", "inference-header-content-length"),
+    ("a head length past the body", binary_v2([b"good"])[0], "99999", "inference-header-content-length"),
+    ("a tensor size past the body", *binary_v2([b"good"], size=999), "binary_data_size"),
+    ("trailing bytes after the tensors", binary_v2([b"good"])[0] + b"junk", binary_v2([b"good"])[1], "binary_data_size"),
+]
+
+
+@pytest.mark.parametrize("what,body,head_length,field", SIZE_MISMATCHES, ids=[m[0] for m in SIZE_MISMATCHES])
+def test_binary_sizes_are_checked_against_the_body_naming_the_field(live, what, body, head_length, field):
+    _, url = live
+    headers = {"Content-Type": "application/octet-stream", "inference-header-content-length": str(head_length)}
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", raw=body, headers=headers)
+    assert got == 400 and field in answer["error"] and "invalid literal" not in answer["error"], answer
+
+
+def test_v2_refuses_unknown_inputs_and_outputs_and_gives_only_what_was_asked(live):
+    _, url = live
+    tensor = {"shape": [1], "datatype": "BYTES", "data": ["good film"]}
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", {"inputs": [{"name": "txet", **tensor}]})
+    assert got == 400 and "unknown input 'txet'" in answer["error"]
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", {"inputs": [{"name": "text", **tensor}], "outputs": [{"name": "logits"}]})
+    assert got == 400 and "unknown output 'logits'" in answer["error"]
+    got, answer = request(url, "POST", "/v2/models/lstm/infer", {"inputs": [{"name": "text", **tensor}], "outputs": [{"name": "label"}]})
+    assert got == 200 and [o["name"] for o in answer["outputs"]] == ["label"]
+
+
 def test_a_body_over_the_limit_gets_413_before_it_is_read(live):
     _, url = live
     host, port = url.removeprefix("http://").split(":")
