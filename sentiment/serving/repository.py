@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -80,9 +81,27 @@ def newest_version(folder: Path) -> Path | None:
 
 def load_version(path: Path) -> Version:
     """Load one exported version with its LiteRT twin, in this process (no worker processes: the server has its threads)."""
+    if not (path / "assets.extra" / "checksums.json").is_file():  # an export writes it last: a copy or export under way
+        raise ModelError(f"{path} is incomplete (no assets.extra/checksums.json, written last by an export): "
+                         "it is loaded once its files are all there")
     if not litert_engine.has_litert(path):
         raise ModelError(f"{path} has no LiteRT model; add one with: python export_model.py --add-litert {path}")
     return Version(int(path.name), path, litert_engine.LiteRTPredictor(path, workers=1))
+
+
+def folder_state(path: Path, limit: int = 200) -> tuple:
+    """What a version folder holds, cheaply (names, sizes, modification times of at most ``limit`` entries): changes when a copy completes."""
+    entries = []
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                stat = os.stat(os.path.join(root, name), follow_symlinks=False)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(os.path.join(root, name), path), stat.st_size, stat.st_mtime_ns))
+            if len(entries) >= limit:
+                return tuple(sorted(entries))
+    return tuple(sorted(entries))
 
 
 class ModelFolders:
@@ -90,7 +109,8 @@ class ModelFolders:
 
     def __init__(self, settings: Settings, repository: kserve.ModelRepository, batcher: Batcher):
         self.settings, self.repository, self.batcher = settings, repository, batcher
-        self._refused: set[Path] = set()  # versions that failed to load, reported once
+        self._refused: dict[Path, tuple] = {}  # versions that failed to load, with what their folder held then
+        self._gone: set[str] = set()  # models whose folder went away, reported once
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -98,20 +118,39 @@ class ModelFolders:
         """Load what is new in the models dir; return the names of the models that changed."""
         root = self.settings.models_dir
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-        return [folder.name for folder in folders if self.refresh(folder)]
+        changed = [folder.name for folder in folders if self.refresh(folder)]
+        return changed + self.unload_gone({folder.name for folder in folders})
+
+    def unload_gone(self, present: set[str]) -> list[str]:
+        """Stop serving a model whose folder (or newest version) was deleted, as TF Serving does, saying so once."""
+        gone = []
+        for name, model in list(self.repository.get_models().items()):
+            if name == ALIAS or not isinstance(model, SentimentModel) or (name in present and model.version.path.is_dir()):
+                continue
+            log.warning("%s version %d was removed from %s: no longer served", name, model.version.number, self.settings.models_dir)
+            self.repository.unload(name)
+            if name == self.settings.default_model and self.repository.get_model(ALIAS) is model:
+                self.repository.unload(ALIAS)
+            gone.append(name)
+        return gone
 
     def refresh(self, folder: Path) -> bool:
         """Serve the folder's newest version if it is newer than the one served; return True if it changed."""
         path = newest_version(folder)
         model = self.repository.get_model(folder.name)
-        if path is None or path in self._refused or (model is not None and int(path.name) <= model.version.number):
+        if path is None or (model is not None and int(path.name) <= model.version.number and model.version.path.is_dir()):
             return False
+        state = folder_state(path)
+        if self._refused.get(path) == state:  # refused, and nothing changed since
+            return False
+        retry = path in self._refused
         try:
             version = load_version(path)
         except (SentimentError, OSError, ValueError) as e:
-            self._refused.add(path)
-            log.warning("not serving %s: %s", path, e)
+            self._refused[path] = state
+            log.warning("not serving %s%s: %s", path, " (changed, tried again)" if retry else "", e)
             return False
+        self._refused.pop(path, None)
         if model is None:
             model = SentimentModel(folder.name, version, self.batcher, self.settings.limits)
             self.repository.update(model)

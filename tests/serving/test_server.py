@@ -431,3 +431,37 @@ def test_body_limit_counts_a_chunked_body():
     assert main and asyncio.run(main([b"12345", b"67890"])) == [] and seen[0]["body"] == b"1234567890"
     sent = asyncio.run(main([b"12345", b"67890", b"1"]))
     assert sent[0]["status"] == 413 and len(seen) == 1
+
+
+@pytest.mark.slow
+def test_hot_reload_retries_a_version_completed_later_and_lets_go_of_deleted_ones(saved_model, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(saved_model / "lstm", root / "lstm")
+    proc, url = start_server(root, "--default-model", "lstm", "--poll-seconds", "0.2")
+
+    def served_version(deadline: float = 15) -> str | None:
+        status, body = request(url, "GET", "/v1/models/lstm")
+        return body["model_version_status"][0]["version"] if status == 200 else None
+
+    def wait_for(version: str | None) -> None:
+        deadline = time.time() + 15
+        while served_version() != version:
+            assert time.time() < deadline, f"never served {version}"
+            time.sleep(0.1)
+
+    try:
+        half = root / "lstm" / "2"  # a copy under way: everything but the file an export writes last
+        shutil.copytree(root / "lstm" / "1", half, ignore=shutil.ignore_patterns("checksums.json"))
+        time.sleep(1.5)
+        assert served_version() == "1"
+        shutil.copy2(root / "lstm" / "1" / "assets.extra" / "checksums.json", half / "assets.extra" / "checksums.json")
+        wait_for("2")  # completed under the same number: tried again and served
+        shutil.rmtree(half)
+        wait_for("1")  # the newest version deleted: the one before it serves again
+        shutil.rmtree(root / "lstm")
+        wait_for(None)  # the model deleted: no longer served (404), as TF Serving unloads it
+    finally:
+        proc.terminate()
+        _, log = proc.communicate(timeout=30)
+    assert "is incomplete (no assets.extra/checksums.json" in log and "--add-litert" not in log
+    assert "serving lstm version 2 (was version 1)" in log and "no longer served" in log
