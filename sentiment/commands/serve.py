@@ -12,6 +12,14 @@ try it, or (TF Serving's REST API, KServe's V1 protocol):
 
 V2 (Open Inference Protocol) at /v2/models/NAME/infer; /v2/health/live, /v2/health/ready and
 /metrics (Prometheus) as KServe provides them. Ctrl-C or SIGTERM stops it.
+
+Bounds on every request (docs/security.md): its body (--max-body-bytes), its reviews
+(--max-instances, 100,000 characters each), and explanations ("explain": K reasons each way, at
+most 10): at most --max-explain-reviews reviews per request, --explain-seconds of scoring per
+request (what is left is said in the reply's "cut" note), one explanation at a time with at most
+--max-explain-waiting queued (more get 503 and Retry-After). Explanations score in chunks of 64
+shortened reviews that yield to waiting predictions, so a prediction waits for one chunk at most.
+A browser's cross-site request, and on loopback a foreign Host, get 403.
 """
 
 import argparse
@@ -34,6 +42,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=cli.int_between(1, 2**31 - 1), default=10_000_000, help="largest request body accepted, else 413 (default: 10 MB)")
     parser.add_argument("--max-instances", type=cli.int_between(1, 1_000_000), default=1024, help="most reviews in one request (default: 1024)")
     parser.add_argument("--max-explain-reviews", type=cli.int_between(1, 1024), default=4, help="most reviews one request may ask to explain (default: 4)")
+    parser.add_argument("--explain-seconds", type=cli.number_between(0.1, 600), default=10.0,
+                        help="scoring time one explanation request may take, its reviews together (default: 10)")
+    parser.add_argument("--max-explain-waiting", type=cli.int_between(0, 1000), default=2,
+                        help="explanations that may wait behind the one running; more get 503 (default: 2)")
     parser.add_argument("--batching", choices=BATCHING, default="on", help="score reviews of concurrent requests together (default: on)")
     parser.add_argument("--poll-seconds", type=cli.number_between(0, 86_400), default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
@@ -47,7 +59,8 @@ def main(argv: list[str]) -> int:
     from sentiment.serving import server  # KServe loads here, after the command line is checked
 
     server.quiet_logs(args.access_log)
-    limits = server.Limits(max_body_bytes=args.max_body_bytes, max_instances=args.max_instances, max_explain_reviews=args.max_explain_reviews)
+    limits = server.Limits(max_body_bytes=args.max_body_bytes, max_instances=args.max_instances, max_explain_reviews=args.max_explain_reviews,
+                           explain_seconds=args.explain_seconds, max_explain_waiting=args.max_explain_waiting)
     settings = server.Settings(Path(args.models_dir), args.default_model, args.host, args.port, limits,
                                batching=BATCHING[args.batching], poll_seconds=args.poll_seconds, access_log=args.access_log)
     sock = server.open_socket(args.host, args.port)

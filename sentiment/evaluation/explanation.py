@@ -60,11 +60,11 @@ def cut_words(tokens: list[str], max_words: int, keep_tail: bool) -> tuple[list[
     return (tokens[-max_words:] if keep_tail else tokens[:max_words]), f"explained on its {end} {max_words} of {len(tokens):,} words"
 
 
-def score_within(score: Scorer, texts: Iterator[str], total: int, seconds: float) -> np.ndarray:
-    """Return the logits of ``total`` texts scored ``SCORE_CHUNK`` at a time; those left when ``seconds`` run out are NaN."""
+def score_within(score: Scorer, texts: Iterator[str], total: int, seconds: float, chunk_size: int = SCORE_CHUNK) -> np.ndarray:
+    """Return the logits of ``total`` texts scored ``chunk_size`` at a time; those left when ``seconds`` run out are NaN."""
     logits, deadline, done = np.full(total, np.nan), time.monotonic() + seconds, 0
     while done < total and time.monotonic() < deadline:
-        chunk = list(itertools.islice(texts, SCORE_CHUNK))
+        chunk = list(itertools.islice(texts, chunk_size))
         logits[done : done + len(chunk)] = to_logits(np.reshape(score(chunk), -1))
         done += len(chunk)
     return logits
@@ -102,7 +102,7 @@ def explain(score: Scorer, tokens: list[str], k: int = 5, keep_tail: bool = True
 
 
 def explain_many(score: Scorer, reviews: list[list[str]], k: int = 5, keep_tail: bool = True, max_words: int = MAX_WORDS,
-                 seconds: float = SECONDS) -> list[dict]:
+                 seconds: float = SECONDS, chunk_size: int = SCORE_CHUNK) -> list[dict]:
     """Explain several reviews (their standardized tokens) as ``explain`` does each, their copies scored together.
 
     Scoring them together keeps a batching scorer's batches full. Each review is cut to ``max_words``
@@ -112,7 +112,7 @@ def explain_many(score: Scorer, reviews: list[list[str]], k: int = 5, keep_tail:
     cuts = [cut_words(tokens, max_words, keep_tail) for tokens in reviews]
     counts = [variant_count(tokens) for tokens, _ in cuts]
     texts = itertools.chain.from_iterable(occlusion_variants(tokens) for tokens, _ in cuts if tokens)
-    logits = score_within(score, texts, sum(counts), seconds * max(len(reviews), 1))
+    logits = score_within(score, texts, sum(counts), seconds * max(len(reviews), 1), chunk_size)
     explained, start = [], 0
     for (tokens, note), count in zip(cuts, counts):
         part, start = logits[start : start + count], start + count

@@ -1,4 +1,10 @@
-"""One inference thread for every model, and batching: reviews of requests that arrive while a batch is scored go together."""
+"""One inference thread for every model, and batching: reviews of requests that arrive while a batch is scored go together.
+
+Explanations are background work with bounds of their own: they run one at a time on an explanation
+thread (at most ``max_waiting`` more queue; beyond that a request is refused, ``Busy``), and each
+scores its shortened copies through the inference thread in small chunks that yield to waiting
+predictions, so a plain request waits for at most one chunk, however many explanations run.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +14,77 @@ from typing import Any, Callable
 
 import numpy as np
 
+Job = tuple[Callable[[list[str]], np.ndarray], list[str], asyncio.Future]
+
+
+class Busy(Exception):
+    """The explanation queue is full: answered 503, to be retried later."""
+
 
 class Batcher:
     """Scores reviews on one inference thread; reviews of requests arriving while a batch runs go together into the next.
 
     The thread is the only one that touches a LiteRT interpreter (they are not thread-safe); with
-    ``batching`` off each request is scored on its own, in arrival order.
+    ``batching`` off each request is scored on its own, in arrival order. Background jobs (explanation
+    chunks) are taken only when no prediction waits.
     """
 
-    def __init__(self, executor: concurrent.futures.Executor, batching: bool, max_batch: int):
+    def __init__(self, executor: concurrent.futures.Executor, batching: bool, max_batch: int, max_waiting: int = 2):
         self.executor, self.batching, self.max_batch = executor, batching, max_batch
-        self._pending: list[tuple[Callable[[list[str]], np.ndarray], list[str], asyncio.Future]] = []
+        self._pending: list[Job] = []
+        self._background: list[Job] = []
         self._drainer: asyncio.Task | None = None
+        self._explainer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explanation")
+        self._explanations, self.max_waiting = 0, max_waiting  # running or queued; at most 1 + max_waiting
 
-    async def score(self, score: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+    async def score(self, score: Callable[[list[str]], np.ndarray], texts: list[str], background: bool = False) -> np.ndarray:
         """Return ``score(texts)``, computed on the inference thread together with other requests' reviews."""
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((score, texts, future))
+        (self._background if background else self._pending).append((score, texts, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         return await future
 
     async def run(self, work: Callable[[], Any]) -> Any:
-        """Run other work (an explanation) on the inference thread."""
+        """Run other work on the inference thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
-    def _take(self) -> list[tuple[Callable, list[str], asyncio.Future]]:
-        """Take the next batch: the first pending request and, when batching, those after it for the same model, up to ``max_batch`` reviews."""
-        first, *rest = self._pending
+    async def explain(self, work: Callable[[Callable[[list[str]], np.ndarray]], Any], score: Callable[[list[str]], np.ndarray]) -> Any:
+        """Run ``work(scorer)`` on the explanation thread, its scorer's calls as background jobs; ``Busy`` when the queue is full."""
+        if self._explanations > self.max_waiting:
+            raise Busy(f"{self._explanations} explanations are running or waiting: retry later, or ask without \"explain\"")
+        loop = asyncio.get_running_loop()
+
+        def background_score(texts: list[str]) -> np.ndarray:  # on the explanation thread
+            return asyncio.run_coroutine_threadsafe(self.score(score, texts, background=True), loop).result()
+
+        self._explanations += 1
+        try:
+            return await loop.run_in_executor(self._explainer, work, background_score)
+        finally:
+            self._explanations -= 1
+
+    def close(self) -> None:
+        """Stop the explanation thread (an explanation running finishes its chunk and stops there)."""
+        self._explainer.shutdown(wait=False, cancel_futures=True)
+
+    def _take(self) -> list[Job]:
+        """Take the next batch: the first waiting prediction (else background job) and, when batching, those after it for the
+        same model, up to ``max_batch`` reviews."""
+        queue = self._pending if self._pending else self._background
+        first, *rest = queue
         batch, size = [first], len(first[1])
         for item in rest:
             if not self.batching or item[0] != first[0] or size + len(item[1]) > self.max_batch:  # bound methods: ==, not is
                 break
             batch.append(item)
             size += len(item[1])
-        del self._pending[: len(batch)]
+        del queue[: len(batch)]
         return batch
 
     async def _drain(self) -> None:
         """Score pending requests batch by batch until none is left."""
-        while self._pending:
+        while self._pending or self._background:
             batch = self._take()
             texts = [text for _, texts, _ in batch for text in texts]
             try:

@@ -190,3 +190,9 @@ async def not_found(request: Request, error: Exception) -> JSONResponse:
     message = bounded(str(error))
     log.info("404 %s %s: %s", request.method, bounded(request.url.path), message)
     return JSONResponse({"error": message}, status_code=404)
+
+
+async def unavailable(request: Request, error: Exception) -> JSONResponse:
+    """A 503 for work the server has no room for now (the explanation queue is full), with when to retry."""
+    log.info("503 %s %s: %s", request.method, bounded(request.url.path), error)
+    return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})

@@ -25,11 +25,11 @@ import socket
 import warnings
 
 from sentiment.errors import ModelError, SentimentError
-from sentiment.serving.batcher import Batcher
+from sentiment.serving.batcher import Batcher, Busy
 from sentiment.serving.guards import BrowserGuard, is_loopback
 from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
 from sentiment.serving.repository import ALIAS, ModelFolders
-from sentiment.serving.routes import BodyLimit, CheckedDataPlane, add_routes, bad_request, not_found
+from sentiment.serving.routes import BodyLimit, CheckedDataPlane, add_routes, bad_request, not_found, unavailable
 from sentiment.serving.settings import Limits, Settings  # serve.py's settings, made here
 
 __all__ = ["Limits", "Settings", "Server", "build", "open_socket", "quiet_logs"]
@@ -43,6 +43,7 @@ class Server:
 
     folders: ModelFolders
     executor: concurrent.futures.ThreadPoolExecutor
+    batcher: Batcher
     http: uvicorn.Server
 
     def run(self, sock: socket.socket) -> None:
@@ -54,6 +55,7 @@ class Server:
             self.http.run(sockets=[sock])
         finally:
             self.folders.stop()
+            self.batcher.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
 
@@ -63,7 +65,7 @@ def build(settings: Settings) -> Server:
     if not settings.models_dir.is_dir():
         raise ModelError(f"no models dir {settings.models_dir}")
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-    batcher = Batcher(executor, settings.batching, settings.max_batch)
+    batcher = Batcher(executor, settings.batching, settings.max_batch, settings.limits.max_explain_waiting)
     repository = kserve.ModelRepository(str(settings.models_dir))
     folders = ModelFolders(settings, repository, batcher)
     if not folders.scan():
@@ -78,10 +80,11 @@ def build(settings: Settings) -> Server:
     rest.create_application()  # KServe's middleware, V1/V2 routes, health, /metrics and error handlers
     app.add_exception_handler(InvalidInput, bad_request)
     app.add_exception_handler(ModelNotFound, not_found)
+    app.add_exception_handler(Busy, unavailable)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(BrowserGuard, loopback=is_loopback(settings.host))  # outermost: a refused request is not read
     rest.config.host, rest.config.access_log = settings.host, settings.access_log
-    return Server(folders, executor, uvicorn.Server(rest.config))
+    return Server(folders, executor, batcher, uvicorn.Server(rest.config))
 
 
 def open_socket(host: str, port: int) -> socket.socket:

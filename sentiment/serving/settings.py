@@ -16,7 +16,9 @@ class Limits:
     max_instances: int = 1024
     max_review_chars: int = reviews.MAX_REVIEW_CHARS
     max_explain: int = 10  # reasons each way
-    max_explain_reviews: int = 4  # reviews explained in one request (each costs up to ~1 s: explanation.MAX_WORDS)
+    max_explain_reviews: int = 4  # reviews explained in one request
+    explain_seconds: float = 10.0  # an explanation request's whole budget; what is left unscored is said in its "cut" note
+    max_explain_waiting: int = 2  # explanations queued behind the one running; more are refused with 503
 
 
 @dataclasses.dataclass(frozen=True)
