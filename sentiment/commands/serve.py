@@ -19,7 +19,9 @@ most 10): at most --max-explain-reviews reviews per request, --explain-seconds o
 request (what is left is said in the reply's "cut" note), one explanation at a time with at most
 --max-explain-waiting queued (more get 503 and Retry-After). Explanations score in chunks of 64
 shortened reviews that yield to waiting predictions, so a prediction waits for one chunk at most.
-A browser's cross-site request, and on loopback a foreign Host, get 403.
+A browser's cross-site request, and on loopback a foreign Host, get 403. Connections: a request
+head must arrive whole within --head-seconds (else the connection is closed), a body may pause
+--body-seconds (else 408), at most --max-connections are open (past it, 503).
 """
 
 import argparse
@@ -46,6 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="scoring time one explanation request may take, its reviews together (default: 10)")
     parser.add_argument("--max-explain-waiting", type=cli.int_between(0, 1000), default=2,
                         help="explanations that may wait behind the one running; more get 503 (default: 2)")
+    parser.add_argument("--head-seconds", type=cli.number_between(0.1, 3600), default=10.0,
+                        help="a connection's request head must arrive whole within this, else it is closed (default: 10)")
+    parser.add_argument("--body-seconds", type=cli.number_between(0.1, 3600), default=30.0,
+                        help="longest pause inside a request body, else 408 (default: 30)")
+    parser.add_argument("--max-connections", type=cli.int_between(1, 1_000_000), default=2048,
+                        help="open connections at most; past it requests get 503 (default: 2048)")
     parser.add_argument("--batching", choices=BATCHING, default="on", help="score reviews of concurrent requests together (default: on)")
     parser.add_argument("--poll-seconds", type=cli.number_between(0, 86_400), default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
@@ -62,7 +70,8 @@ def main(argv: list[str]) -> int:
     limits = server.Limits(max_body_bytes=args.max_body_bytes, max_instances=args.max_instances, max_explain_reviews=args.max_explain_reviews,
                            explain_seconds=args.explain_seconds, max_explain_waiting=args.max_explain_waiting)
     settings = server.Settings(Path(args.models_dir), args.default_model, args.host, args.port, limits,
-                               batching=BATCHING[args.batching], poll_seconds=args.poll_seconds, access_log=args.access_log)
+                               batching=BATCHING[args.batching], poll_seconds=args.poll_seconds, access_log=args.access_log,
+                               head_seconds=args.head_seconds, body_seconds=args.body_seconds, max_connections=args.max_connections)
     sock = server.open_socket(args.host, args.port)
     built = server.build(settings)
     host, port = sock.getsockname()[:2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 from pathlib import Path
@@ -36,8 +37,8 @@ PAGE_FILES = {"page.js": "text/javascript", "page.css": "text/css"}  # served at
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes gets 413 before the app reads any of it (chunked bodies are counted)."""
 
-    def __init__(self, app: Any, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, seconds: float = 30.0):
+        self.app, self.limit, self.seconds = app, limit, seconds
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Read the whole body within the limit, then hand it to the app."""
@@ -48,9 +49,17 @@ class BodyLimit:
             return await self.refuse(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return await self.app(scope, replay([], message), send)  # the client left
+            try:
+                message = await asyncio.wait_for(receive(), self.seconds)
+            except asyncio.TimeoutError:
+                log.info("408 %s %s: no more of the body in %g s", scope.get("method"), bounded(scope.get("path", "")), self.seconds)
+                response = JSONResponse({"error": f"the request body stalled: nothing for {self.seconds:g} s"}, status_code=408,
+                                        headers={"Connection": "close"})
+                return await response(scope, receive, send)
+            if message["type"] != "http.request":  # the client left mid-body: nothing to answer, one line to log
+                log.info("%s %s: the client left before sending its whole body (%d bytes read)", scope.get("method"),
+                         bounded(scope.get("path", "")), size)
+                return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             more = message.get("more_body", False)

@@ -25,6 +25,7 @@ import socket
 import warnings
 
 from sentiment.errors import ModelError, SentimentError
+from sentiment.serving import connections
 from sentiment.serving.batcher import Batcher, Busy
 from sentiment.serving.guards import BrowserGuard, is_loopback
 from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
@@ -81,9 +82,10 @@ def build(settings: Settings) -> Server:
     app.add_exception_handler(InvalidInput, bad_request)
     app.add_exception_handler(ModelNotFound, not_found)
     app.add_exception_handler(Busy, unavailable)
-    app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes, seconds=settings.body_seconds)
     app.add_middleware(BrowserGuard, loopback=is_loopback(settings.host))  # outermost: a refused request is not read
     rest.config.host, rest.config.access_log = settings.host, settings.access_log
+    connections.limit(rest.config, settings.head_seconds, settings.max_connections)
     return Server(folders, executor, batcher, uvicorn.Server(rest.config))
 
 

@@ -34,4 +34,7 @@ class Settings:
     max_batch: int = 1024  # reviews scored in one call when batching
     poll_seconds: float = 2.0  # how often the models dir is read for new versions (0: never)
     grace_seconds: int = 5  # how long requests in flight may finish after SIGTERM or Ctrl-C
+    head_seconds: float = 10.0  # a connection's request head must arrive whole within this (slow or half-sent ones are closed)
+    body_seconds: float = 30.0  # longest wait for the next piece of a request body (then 408)
+    max_connections: int = 2048  # open connections at most; past it requests get 503
     access_log: bool = False

@@ -465,3 +465,37 @@ def test_hot_reload_retries_a_version_completed_later_and_lets_go_of_deleted_one
         _, log = proc.communicate(timeout=30)
     assert "is incomplete (no assets.extra/checksums.json" in log and "--add-litert" not in log
     assert "serving lstm version 2 (was version 1)" in log and "no longer served" in log
+
+
+@pytest.mark.slow
+def test_half_sent_requests_are_closed_and_leave_one_line_while_others_are_served(saved_model, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(saved_model / "lstm", root / "lstm")
+    proc, url = start_server(root, "--default-model", "lstm", "--head-seconds", "1", "--body-seconds", "1")
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        stalled = []
+        for _ in range(50):  # a request line and nothing more: never a whole head
+            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn.sendall(b"GET / HTTP/1.1\r\n")
+            stalled.append(conn)
+        assert request(url, "POST", "/v1/models/lstm:predict", {"instances": ["good film"]})[0] == 200  # others are served
+        started = time.time()
+        assert all(conn.recv(100) == b"" for conn in stalled)  # closed by the server...
+        assert time.time() - started < 5  # ...within about --head-seconds
+        for conn in stalled:
+            conn.close()
+        for _ in range(5):  # half a body, then the client hangs up
+            with socket.create_connection((host, int(port)), timeout=10) as conn:
+                conn.sendall(f"POST /v1/models/lstm:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 1000\r\n\r\n".encode()
+                             + b'{"instances": [')
+        with socket.create_connection((host, int(port)), timeout=10) as conn:  # half a body, then silence: 408
+            conn.sendall(f"POST /v1/models/lstm:predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 1000\r\n\r\n{{".encode())
+            assert conn.recv(100).startswith(b"HTTP/1.1 408")
+        time.sleep(0.5)
+        assert request(url, "POST", "/v1/models/lstm:predict", {"instances": ["good film"]})[0] == 200
+    finally:
+        proc.terminate()
+        _, log = proc.communicate(timeout=30)
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
+    assert log.count("the client left before sending its whole body") == 5
