@@ -17,8 +17,11 @@ import numpy as np
 Job = tuple[Callable[[list[str]], np.ndarray], list[str], asyncio.Future]
 
 
-class Busy(Exception):
-    """The explanation queue is full: answered 503, to be retried later."""
+class Unavailable(Exception):
+    """No room for this work now (the explanation queue is full, or the server is stopping): answered 503, to retry later."""
+
+
+Busy = Unavailable  # the explanation queue's refusal
 
 
 class Batcher:
@@ -36,9 +39,13 @@ class Batcher:
         self._drainer: asyncio.Task | None = None
         self._explainer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explanation")
         self._explanations, self.max_waiting = 0, max_waiting  # running or queued; at most 1 + max_waiting
+        self._inflight: list[Job] = []  # the batch on the inference thread now
+        self.stopping: str | None = None  # why no new work is taken (the server is stopping)
 
     async def score(self, score: Callable[[list[str]], np.ndarray], texts: list[str], background: bool = False) -> np.ndarray:
         """Return ``score(texts)``, computed on the inference thread together with other requests' reviews."""
+        if self.stopping:
+            raise Unavailable(self.stopping)
         future = asyncio.get_running_loop().create_future()
         (self._background if background else self._pending).append((score, texts, future))
         if self._drainer is None or self._drainer.done():
@@ -64,6 +71,18 @@ class Batcher:
         finally:
             self._explanations -= 1
 
+    def stop_taking(self, reason: str) -> None:
+        """Take no new work (it gets ``Unavailable``); what is queued still runs."""
+        self.stopping = reason
+
+    def abort(self, reason: str) -> None:
+        """Answer everything still waiting, and the batch on the inference thread, with ``Unavailable`` now."""
+        for *_, future in self._pending + self._background + self._inflight:
+            if not future.done():
+                future.set_exception(Unavailable(reason))
+        self._pending.clear()
+        self._background.clear()
+
     def close(self) -> None:
         """Stop the explanation thread (an explanation running finishes its chunk and stops there)."""
         self._explainer.shutdown(wait=False, cancel_futures=True)
@@ -85,7 +104,7 @@ class Batcher:
     async def _drain(self) -> None:
         """Score pending requests batch by batch until none is left."""
         while self._pending or self._background:
-            batch = self._take()
+            batch = self._inflight = self._take()
             texts = [text for _, texts, _ in batch for text in texts]
             try:
                 scores = await self.run(lambda: batch[0][0](texts))

@@ -17,16 +17,18 @@ and runs the server from them.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import logging
 import signal
 import socket
 import warnings
+from typing import Any
 
 from sentiment.errors import ModelError, SentimentError
 from sentiment.serving import connections
-from sentiment.serving.batcher import Batcher, Busy
+from sentiment.serving.batcher import Batcher, Unavailable
 from sentiment.serving.guards import BrowserGuard, is_loopback
 from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
 from sentiment.serving.repository import ALIAS, ModelFolders
@@ -36,6 +38,23 @@ from sentiment.serving.settings import Limits, Settings  # serve.py's settings, 
 __all__ = ["Limits", "Settings", "Server", "build", "open_socket", "quiet_logs"]
 
 log = logging.getLogger(__name__)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, stopping the way a client can live with: on SIGTERM no new work is taken (503), what is in
+    flight may finish, and a second before the grace period ends whatever still waits is answered 503 (JSON), so
+    uvicorn never has to cancel a request (a plain 500 and a traceback each)."""
+
+    def __init__(self, config: Any, batcher: Batcher, grace_seconds: float):
+        super().__init__(config)
+        self.batcher, self.grace_seconds = batcher, grace_seconds
+
+    async def shutdown(self, sockets: list | None = None) -> None:
+        """Refuse new work, answer what is left just before the grace period ends, then let uvicorn stop."""
+        self.batcher.stop_taking("the server is stopping: retry on another replica or after it restarts")
+        asyncio.get_running_loop().call_later(max(self.grace_seconds - 1.0, 0.2), self.batcher.abort,
+                                              "the server stopped before this request was scored: retry it")
+        await super().shutdown(sockets)
 
 
 @dataclasses.dataclass
@@ -81,12 +100,12 @@ def build(settings: Settings) -> Server:
     rest.create_application()  # KServe's middleware, V1/V2 routes, health, /metrics and error handlers
     app.add_exception_handler(InvalidInput, bad_request)
     app.add_exception_handler(ModelNotFound, not_found)
-    app.add_exception_handler(Busy, unavailable)
+    app.add_exception_handler(Unavailable, unavailable)
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes, seconds=settings.body_seconds)
     app.add_middleware(BrowserGuard, loopback=is_loopback(settings.host))  # outermost: a refused request is not read
     rest.config.host, rest.config.access_log = settings.host, settings.access_log
     connections.limit(rest.config, settings.head_seconds, settings.max_connections)
-    return Server(folders, executor, batcher, uvicorn.Server(rest.config))
+    return Server(folders, executor, batcher, GracefulServer(rest.config, batcher, settings.grace_seconds))
 
 
 def open_socket(host: str, port: int) -> socket.socket:

@@ -499,3 +499,23 @@ def test_half_sent_requests_are_closed_and_leave_one_line_while_others_are_serve
         _, log = proc.communicate(timeout=30)
     assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
     assert log.count("the client left before sending its whole body") == 5
+
+
+@pytest.mark.slow
+def test_sigterm_with_requests_in_flight_answers_each_in_json_and_exits_within_the_grace_period(saved_model, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(saved_model / "lstm", root / "lstm")
+    proc, url = start_server(root, "--default-model", "lstm", "--max-instances", "2048")
+    big = {"instances": [("a long and winding review of a film that goes on and on " * 40) + str(i) for i in range(2048)]}
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        replies = [pool.submit(request, url, "POST", "/v1/models/lstm:predict", big) for _ in range(20)]
+        time.sleep(1.0)  # all sent; most still waiting for the one inference thread
+        stopped = time.time()
+        proc.send_signal(signal.SIGTERM)
+        answers = [r.result() for r in replies]
+    _, log = proc.communicate(timeout=30)
+    seconds = time.time() - stopped
+    assert proc.returncode == 0 and seconds < 5 + 3, seconds  # the grace period, and a little
+    assert all(status in (200, 503) and isinstance(body, dict) for status, body in answers), [a[0] for a in answers]
+    assert any(status == 503 and "retry" in body["error"] for status, body in answers)
+    assert "Traceback" not in log and "CancelledError" not in log and "Cancel " not in log, log[-3000:]
