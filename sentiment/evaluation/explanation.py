@@ -77,7 +77,7 @@ def split_weights(logits: np.ndarray, n: int) -> tuple[float, np.ndarray, np.nda
 
 
 def top_reasons(tokens: list[str], words: np.ndarray, pairs: np.ndarray, k: int) -> tuple[list[Reason], list[Reason]]:
-    """Return the ``k`` strongest reasons towards positive and towards negative, no two sharing a word."""
+    """Return the ``k`` strongest reasons towards positive and towards negative, no two sharing a word or repeating a phrase."""
     candidates, paired = [], set()
     for i, w in enumerate(pairs):
         # Deleting the pair is far from deleting each word (``not good``): its words alone would mislead.
@@ -87,12 +87,14 @@ def top_reasons(tokens: list[str], words: np.ndarray, pairs: np.ndarray, k: int)
     candidates += [Reason(token, float(w), i) for i, (token, w) in enumerate(zip(tokens, words)) if i not in paired]
     chosen: dict[bool, list[Reason]] = {True: [], False: []}
     taken: set[int] = set()
+    said: set[str] = set()  # a phrase the review repeats is given once, at its strongest
     for reason in sorted(candidates, key=lambda r: -abs(r.weight)):
         span = set(range(reason.start, reason.start + len(reason.phrase.split(" "))))
         side = chosen[reason.weight > 0]
-        if reason.weight != 0 and len(side) < k and not span & taken:
+        if reason.weight != 0 and len(side) < k and not span & taken and reason.phrase not in said:
             side.append(reason)
             taken |= span
+            said.add(reason.phrase)
     return chosen[True], chosen[False]
 
 

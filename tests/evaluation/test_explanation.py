@@ -144,3 +144,12 @@ def test_predict_explains_a_20000_word_review_within_its_budget(saved_model, cap
     assert code == 0, err
     assert time.perf_counter() - started < 30
     assert "explained on its last 400 of" in json.loads(out)["reasons"]["cut"]
+
+
+def test_a_repeated_phrase_is_given_once():
+    from sentiment.evaluation import explanation
+
+    tokens = "bad good bad good bad good fine".split()
+    words = np.array([-1.0, 0.5, -0.9, 0.4, -0.8, 0.3, 0.1])
+    positive, negative = explanation.top_reasons(tokens, words, np.zeros(len(tokens) - 1) + words[:-1] + words[1:], 3)
+    assert [r.phrase for r in negative] == ["bad"] and [r.phrase for r in positive] == ["good", "fine"]
