@@ -35,10 +35,10 @@ from sentiment.config import DEFAULT_MODEL  # noqa: E402
 from sentiment.serving import exports  # noqa: E402
 
 
-def start_server(models_dir: str, batching: str) -> tuple[subprocess.Popen, int]:
-    """Start serve.py on a free port; return it and its port once it is ready."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", "0", "--models-dir", models_dir, "--batching", batching],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def start_server(models_dir: str, batching: str, *flags: str, log: int | None = subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
+    """Start serve.py on a free port (with more ``flags``); return it and its port once it is ready."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", "0", "--models-dir", models_dir, "--batching", batching, *flags],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline()
     if not line:
         raise SystemExit(f"serve.py did not start (exit {proc.wait()})")

@@ -1,4 +1,6 @@
-"""One inference thread for every model, and batching: reviews of requests that arrive while a batch is scored go together.
+"""An inference thread per model, and batching: reviews of requests that arrive while a batch is scored go together.
+
+Each model has its own ``Batcher`` (``Batchers``), so one model's heavy work never queues another's requests.
 
 Explanations are background work with bounds of their own: they run one at a time on an explanation
 thread (at most ``max_waiting`` more queue; beyond that a request is refused, ``Busy``), and each
@@ -118,3 +120,34 @@ class Batcher:
                 if not future.done():
                     future.set_result(scores[start : start + len(texts)])
                 start += len(texts)
+
+
+class Batchers:
+    """One ``Batcher`` per model, each with its own inference thread: a slow model's work never waits on another's."""
+
+    def __init__(self, batching: bool, max_batch: int, max_waiting: int):
+        self.batching, self.max_batch, self.max_waiting = batching, max_batch, max_waiting
+        self._made: dict[str, Batcher] = {}
+
+    def for_model(self, name: str) -> Batcher:
+        """The model's batcher (made on first use)."""
+        if name not in self._made:
+            executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inference-{name[:20]}")
+            self._made[name] = Batcher(executor, self.batching, self.max_batch, self.max_waiting)
+        return self._made[name]
+
+    def stop_taking(self, reason: str) -> None:
+        """Every batcher takes no new work."""
+        for batcher in self._made.values():
+            batcher.stop_taking(reason)
+
+    def abort(self, reason: str) -> None:
+        """Every batcher answers what still waits with ``Unavailable``."""
+        for batcher in self._made.values():
+            batcher.abort(reason)
+
+    def close(self) -> None:
+        """Stop every batcher's threads."""
+        for batcher in self._made.values():
+            batcher.close()
+            batcher.executor.shutdown(wait=False, cancel_futures=True)

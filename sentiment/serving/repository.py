@@ -13,7 +13,7 @@ from sentiment.data import fast_tokenizer
 from sentiment.errors import ModelError, SentimentError
 from sentiment.evaluation import explanation
 from sentiment.serving import litert_engine, reviews
-from sentiment.serving.batcher import Batcher
+from sentiment.serving.batcher import Batcher, Batchers
 from sentiment.serving.kserve_api import InferRequest, InferResponse, kserve
 from sentiment.serving.protocol import json_body, v1_response, v1_reviews, v2_response, v2_reviews
 from sentiment.serving.settings import Limits, Settings
@@ -116,8 +116,8 @@ def folder_state(path: Path, limit: int = 200) -> tuple:
 class ModelFolders:
     """The models dir as KServe's model repository: loads every folder's newest version, now and whenever a newer one appears."""
 
-    def __init__(self, settings: Settings, repository: kserve.ModelRepository, batcher: Batcher):
-        self.settings, self.repository, self.batcher = settings, repository, batcher
+    def __init__(self, settings: Settings, repository: kserve.ModelRepository, batchers: Batchers):
+        self.settings, self.repository, self.batchers = settings, repository, batchers
         self._refused: dict[Path, tuple] = {}  # versions that failed to load, with what their folder held then
         self._gone: set[str] = set()  # models whose folder went away, reported once
         self._stop = threading.Event()
@@ -161,7 +161,7 @@ class ModelFolders:
             return False
         self._refused.pop(path, None)
         if model is None:
-            model = SentimentModel(folder.name, version, self.batcher, self.settings.limits)
+            model = SentimentModel(folder.name, version, self.batchers.for_model(folder.name), self.settings.limits)
             self.repository.update(model)
             if folder.name == self.settings.default_model:
                 self.repository.update(model, ALIAS)

@@ -18,7 +18,6 @@ and runs the server from them.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
 import signal
@@ -28,7 +27,7 @@ from typing import Any
 
 from sentiment.errors import ModelError, SentimentError
 from sentiment.serving import connections
-from sentiment.serving.batcher import Batcher, Unavailable
+from sentiment.serving.batcher import Batchers, Unavailable
 from sentiment.serving.guards import BrowserGuard, is_loopback
 from sentiment.serving.kserve_api import InvalidInput, ModelNotFound, ModelRepositoryExtension, RESTServer, kserve, uvicorn
 from sentiment.serving.repository import ALIAS, ModelFolders
@@ -45,25 +44,24 @@ class GracefulServer(uvicorn.Server):
     flight may finish, and a second before the grace period ends whatever still waits is answered 503 (JSON), so
     uvicorn never has to cancel a request (a plain 500 and a traceback each)."""
 
-    def __init__(self, config: Any, batcher: Batcher, grace_seconds: float):
+    def __init__(self, config: Any, batchers: Batchers, grace_seconds: float):
         super().__init__(config)
-        self.batcher, self.grace_seconds = batcher, grace_seconds
+        self.batchers, self.grace_seconds = batchers, grace_seconds
 
     async def shutdown(self, sockets: list | None = None) -> None:
         """Refuse new work, answer what is left just before the grace period ends, then let uvicorn stop."""
-        self.batcher.stop_taking("the server is stopping: retry on another replica or after it restarts")
-        asyncio.get_running_loop().call_later(max(self.grace_seconds - 1.0, 0.2), self.batcher.abort,
+        self.batchers.stop_taking("the server is stopping: retry on another replica or after it restarts")
+        asyncio.get_running_loop().call_later(max(self.grace_seconds - 1.0, 0.2), self.batchers.abort,
                                               "the server stopped before this request was scored: retry it")
         await super().shutdown(sockets)
 
 
 @dataclasses.dataclass
 class Server:
-    """A built server: its models, its inference thread and the uvicorn server that answers HTTP."""
+    """A built server: its models, their inference threads and the uvicorn server that answers HTTP."""
 
     folders: ModelFolders
-    executor: concurrent.futures.ThreadPoolExecutor
-    batcher: Batcher
+    batchers: Batchers
     http: uvicorn.Server
 
     def run(self, sock: socket.socket) -> None:
@@ -75,8 +73,7 @@ class Server:
             self.http.run(sockets=[sock])
         finally:
             self.folders.stop()
-            self.batcher.close()
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.batchers.close()
             log.info("stopped")
 
 
@@ -84,10 +81,9 @@ def build(settings: Settings) -> Server:
     """Load every model of the models dir and build the KServe app around them (raise if none can be served)."""
     if not settings.models_dir.is_dir():
         raise ModelError(f"no models dir {settings.models_dir}")
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-    batcher = Batcher(executor, settings.batching, settings.max_batch, settings.limits.max_explain_waiting)
+    batchers = Batchers(settings.batching, settings.max_batch, settings.limits.max_explain_waiting)
     repository = kserve.ModelRepository(str(settings.models_dir))
-    folders = ModelFolders(settings, repository, batcher)
+    folders = ModelFolders(settings, repository, batchers)
     if not folders.scan():
         raise ModelError(f"no servable model in {settings.models_dir} (each needs <name>/<version>/ with a LiteRT twin)")
     if repository.get_model(settings.default_model) is None:
@@ -105,7 +101,7 @@ def build(settings: Settings) -> Server:
     app.add_middleware(BrowserGuard, loopback=is_loopback(settings.host))  # outermost: a refused request is not read
     rest.config.host, rest.config.access_log = settings.host, settings.access_log
     connections.limit(rest.config, settings.head_seconds, settings.max_connections)
-    return Server(folders, executor, batcher, GracefulServer(rest.config, batcher, settings.grace_seconds))
+    return Server(folders, batchers, GracefulServer(rest.config, batchers, settings.grace_seconds))
 
 
 def open_socket(host: str, port: int) -> socket.socket:
