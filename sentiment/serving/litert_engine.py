@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import multiprocessing
-import multiprocessing.pool
 import os
 import signal
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -42,18 +40,24 @@ from sentiment.evaluation import calibration
 from sentiment.quiet import native_stderr_silenced
 from sentiment.serving import export_metadata, model_files
 
+if TYPE_CHECKING:
+    import multiprocessing.pool
+
 ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt
 MANIFEST_FORMAT = 1  # a twin with a LiteRT model; NUMPY_ONLY_FORMAT: the n-gram-only model's, tokenizer and NumPy alone
 NUMPY_ONLY_FORMAT = 2  # new, so older readers refuse it (and fall back to the SavedModel) instead of opening "model": null
 MODEL_FILE = "classifier.tflite"
+SINGLE_FILE = "classifier_single.tflite"  # the same branch converted for one review a call: small requests pay for no padding rows
+SINGLE_MAX = 16  # calls of at most this many reviews go one review at a time (when the twin has SINGLE_FILE)
+LENGTH_STEP = 16  # a single review is padded to a multiple of this many tokens: fewer re-planned lengths, the mask makes it exact
 VOCABULARY_FILE = "vocabulary.txt"
 NGRAM_VOCABULARY_FILE = "ngram_vocabulary.txt"  # wide models exported before NGRAM_INDEX_FILE
 NGRAM_INDEX_FILE = "ngram_index.npz"  # wide models: fast_tokenizer.WordIds of the token and 1-2-gram vocabularies
 WIDE_FILE = "wide.npz"
 TOLERANCE = 1e-4  # largest |P(LiteRT) - P(SavedModel)| an export accepts
 MAX_LEN = 100_000  # the largest max_len a manifest may give (as Config allows)
-FILE_KEYS = ("model", "vocabulary", "ngram_index", "ngram_vocabulary", "wide")  # manifest fields that name one of its files
+FILE_KEYS = ("model", "single", "vocabulary", "ngram_index", "ngram_vocabulary", "wide")  # manifest fields that name one of its files
 
 
 def litert_installed() -> bool:
@@ -117,16 +121,10 @@ def check_ids(words: fast_tokenizer.WordIds, vocabulary_size: int, ngram_count: 
         raise ModelError(f"cannot load LiteRT model {directory}: the n-gram index's pair_keys are not sorted whole numbers")
 
 
-class LiteRTClassifier:
-    """Raw reviews → P(positive) with a LiteRT recurrent branch, the Python tokenizer and (wide models) NumPy."""
+class BranchInterpreter:
+    """One converted recurrent branch: token ids int32 [rows, time] → one output per row, the input re-planned only when its length changes."""
 
-    def __init__(self, model_path: Path | None, tokenizer: fast_tokenizer.Tokenizer, wide: WideBranch | None):
-        self.tokenizer, self.wide = tokenizer, wide
-        self._interpreter = None
-        if model_path is None:  # the n-gram-only model: no recurrent branch to run
-            return
-        if not litert_installed():
-            raise SentimentError(f"the LiteRT engine needs the ai-edge-litert package: pip install {PACKAGE}")
+    def __init__(self, model_path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
@@ -137,7 +135,7 @@ class LiteRTClassifier:
             shape = list(input_detail[0]["shape_signature"]) if len(input_detail) == 1 else []
             if len(input_detail) != 1 or len(output_detail) != 1 or len(shape) != 2 or shape[0] < 1 or shape[1] != -1:
                 raise ValueError(f"expected one input int32 [batch, time] and one output, got {input_detail} → {output_detail}")
-            self.batch = int(shape[0])  # rows per call: fixed when the model was converted
+            self.rows = int(shape[0])  # rows per call: fixed when the model was converted
             self._input, self._output = input_detail[0]["index"], output_detail[0]["index"]
             self._length = 0
             with native_stderr_silenced():
@@ -148,19 +146,52 @@ class LiteRTClassifier:
     def _resize(self, length: int) -> None:
         """Give the input ``length`` steps (re-planning memory only when the length changes)."""
         if length != self._length:
-            self._interpreter.resize_tensor_input(self._input, [self.batch, length])
+            self._interpreter.resize_tensor_input(self._input, [self.rows, length])
             self._interpreter.allocate_tensors()
             self._length = length
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        """Outputs float [rows] of token ids int32 [rows, time]."""
+        self._resize(ids.shape[1])
+        self._interpreter.set_tensor(self._input, ids)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).reshape(-1)
+
+
+class LiteRTClassifier:
+    """Raw reviews → P(positive) with a LiteRT recurrent branch, the Python tokenizer and (wide models) NumPy."""
+
+    def __init__(self, model_path: Path | None, tokenizer: fast_tokenizer.Tokenizer, wide: WideBranch | None,
+                 single_path: Path | None = None):
+        self.tokenizer, self.wide = tokenizer, wide
+        self._batched = self._single = None
+        if model_path is None:  # the n-gram-only model: no recurrent branch to run
+            return
+        if not litert_installed():
+            raise SentimentError(f"the LiteRT engine needs the ai-edge-litert package: pip install {PACKAGE}")
+        self._batched = BranchInterpreter(model_path)
+        self.batch = self._batched.rows
+        if single_path is not None:
+            self._single = BranchInterpreter(single_path)
+            if self._single.rows != 1:
+                raise ModelError(f"cannot load LiteRT model {single_path}: expected one row a call, not {self._single.rows}")
 
     def branch_outputs(self, token_ids: list[np.ndarray]) -> np.ndarray:
         """Run the recurrent branch on reviews' token ids: float64 [n], in their order.
 
-        Reviews go in length order, ``batch`` at a time, each batch padded with 0 to its longest
-        review (at least one step: a review without tokens is all padding, as in a SavedModel batch)
-        and a short last batch filled with padding rows, whose outputs are dropped.
+        A few reviews (at most ``SINGLE_MAX``) go one at a time through the single-review model, each padded
+        with 0 to a multiple of ``LENGTH_STEP`` tokens; more go in length order, ``batch`` at a time, each batch
+        padded to its longest review and a short last batch filled with padding rows, whose outputs are dropped.
+        A review without tokens is all padding (one step), as in a SavedModel batch; the mask makes padding exact.
         """
         outputs = np.zeros(len(token_ids), np.float64)
-        if self._interpreter is None:  # no recurrent branch: the wide logit is the whole logit
+        if self._batched is None:  # no recurrent branch: the wide logit is the whole logit
+            return outputs
+        if self._single is not None and len(token_ids) <= SINGLE_MAX:
+            for i, ids in enumerate(token_ids):
+                row = np.zeros((1, -(-max(len(ids), 1) // LENGTH_STEP) * LENGTH_STEP), np.int32)
+                row[0, : len(ids)] = ids
+                outputs[i] = self._single.run(row)[0]
             return outputs
         order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         for start in range(0, len(order), self.batch):
@@ -168,10 +199,7 @@ class LiteRTClassifier:
             batch = np.zeros((self.batch, max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
             for row, i in enumerate(rows):
                 batch[row, : len(token_ids[i])] = token_ids[i]
-            self._resize(batch.shape[1])
-            self._interpreter.set_tensor(self._input, batch)
-            self._interpreter.invoke()
-            outputs[rows] = self._interpreter.get_tensor(self._output).reshape(-1)[: len(rows)]
+            outputs[rows] = self._batched.run(batch)[: len(rows)]
         return outputs
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
@@ -241,7 +269,8 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     model = manifest.get("model")  # None for the n-gram-only model
     if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")
-    return LiteRTClassifier(directory / model if model else None, tokenizer, wide)
+    single = manifest.get("single")  # twins made before it have none: every call goes through the batched model
+    return LiteRTClassifier(directory / model if model else None, tokenizer, wide, directory / single if model and single else None)
 
 
 def load_word_ids(path: Path) -> fast_tokenizer.WordIds:
@@ -306,6 +335,8 @@ class LiteRTPredictor:
             global _WORKER_CLASSIFIER
             _WORKER_CLASSIFIER = self.classifier
             # Ctrl-C is the parent's to handle (one "interrupted" line; it stops the workers): they ignore it.
+            import multiprocessing  # only for a large input: a one-review start does not pay for it (~30 ms)
+
             self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
         return self._pool
 

@@ -74,7 +74,7 @@ def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config,
     version = savedmodel.export_run(experiment.run(config, tmp_path / "run", verbose=0), tmp_path / "models")
     assets = version / artifacts.LITERT_DIR
     manifest = json.loads((assets / artifacts.LITERT_MANIFEST).read_text())
-    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt", "ngram_index.npz", "wide.npz"}
+    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "classifier_single.tflite", "vocabulary.txt", "ngram_index.npz", "wide.npz"}
     reviews = REVIEWS + ["great great great film", "the film the film the film was great and the plot was awful"]
     assert_engines_agree(version, reviews)
 
@@ -103,6 +103,24 @@ def test_batches_of_any_size_give_what_each_review_gives_alone(saved_model):
     np.testing.assert_allclose(together[:: 9], alone, atol=1e-6)
     assert predictor.probabilities([]).shape == (0,)
     assert_engines_agree(version, reviews)
+
+
+@pytest.mark.parametrize("n", [1, 2, 16, 17, 63, 64, 65, 200])
+def test_the_single_review_path_gives_what_the_batched_path_gives(saved_model, n):
+    """Calls of at most SINGLE_MAX reviews run one review at a time on the single-review model; the rest batched: the same numbers."""
+    from conftest import make_reviews
+
+    predictor = litert_engine.LiteRTPredictor(saved_model / "lstm" / "1", workers=1)
+    reviews = [t for t, _ in make_reviews(n, seed=n)]
+    classifier = predictor.classifier
+    token_ids = [classifier.tokenizer.encode(r).token_ids for r in reviews]
+    single = np.array([classifier._single.run(np.asarray([ids if len(ids) else [0]], np.int32))[0] for ids in token_ids])
+    batched = np.concatenate([classifier._batched.run(np.asarray(
+        [np.pad(ids, (0, max(len(i) for i in token_ids[s : s + 64]) - len(ids))) for ids in token_ids[s : s + 64]]
+        + [np.zeros(max(len(i) for i in token_ids[s : s + 64]), np.int32)] * (64 - len(token_ids[s : s + 64])), np.int32))[: len(token_ids[s : s + 64])]
+        for s in range(0, n, 64)])
+    np.testing.assert_allclose(single, batched, atol=1e-6)  # the two converted models agree, review by review
+    np.testing.assert_allclose(classifier.branch_outputs(token_ids), batched, atol=1e-6)  # whichever path a call of n takes
 
 
 def test_worker_processes_give_what_one_process_gives(saved_model):
@@ -151,7 +169,7 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
     after = digests(version_copy)
     unchanged = lambda k: not k.startswith("assets.extra/.litert-") and k != model_files.CHECKSUMS_FILE  # noqa: E731  (checksums: rewritten last)
     assert {k: v for k, v in after.items() if k in before and unchanged(k)} == {k: v for k, v in before.items() if unchanged(k)}
-    assert sorted(p.name for p in assets.iterdir()) == ["checksums.json", "classifier.tflite", "litert.json", "metadata.json",
+    assert sorted(p.name for p in assets.iterdir()) == ["checksums.json", "classifier.tflite", "classifier_single.tflite", "litert.json", "metadata.json",
                                                         "tf_serving_warmup_requests", "vocabulary.txt"]
     model_files.verify_files(version_copy)  # the new checksums cover the new files
     assert_engines_agree(version_copy, REVIEWS)
