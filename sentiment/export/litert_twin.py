@@ -35,7 +35,7 @@ from sentiment.serving import export_metadata, graph_ops, litert_engine, model_f
 log = logging.getLogger(__name__)
 
 LITERT_STAGING_PREFIX = ".litert-"  # <version>/assets.extra/.litert-<pid>-<random>/ while being written and checked
-PROBE_REVIEWS = 24  # more than litert_engine.SINGLE_MAX: the check runs the batched model, then each review alone
+PROBE_REVIEWS = 40  # more than litert_engine.SINGLE_MAX: the check runs the batched model, then each review alone
 BATCH = 64  # rows per LiteRT call: batched, the LSTM step runs ~3.5x faster per review than one review at a time
 
 

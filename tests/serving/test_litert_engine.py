@@ -105,7 +105,7 @@ def test_batches_of_any_size_give_what_each_review_gives_alone(saved_model):
     assert_engines_agree(version, reviews)
 
 
-@pytest.mark.parametrize("n", [1, 2, 16, 17, 63, 64, 65, 200])
+@pytest.mark.parametrize("n", [1, 2, 32, 33, 63, 64, 65, 200])
 def test_the_single_review_path_gives_what_the_batched_path_gives(saved_model, n):
     """Calls of at most SINGLE_MAX reviews run one review at a time on the single-review model; the rest batched: the same numbers."""
     from conftest import make_reviews

@@ -1,0 +1,99 @@
+"""Issue 37's figures in one run, as ratios (these machines drift; absolute times do not hold from run to run).
+
+    python benchmarks/speed_ratios.py                       # the default model, generated IMDB-like reviews
+    python benchmarks/speed_ratios.py --model lstm --reviews-file reviews.txt
+
+Prints, for one exported model:
+* ``import numpy`` as a whole process (the unit), paired run by run with predict.py on one review and on --reviews
+  reviews from a file: the ratios to it (medians of --runs pairs);
+* the engine in process (LiteRT, one process): one review of median length, 8 and 64 reviews (median ms);
+* the server (serve.py, batching on): 1, 8 and 32 clients each sending one review per request for --seconds:
+  reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from predict_speed import generate_reviews, run_process  # noqa: E402
+from serve_load import load, start_server  # noqa: E402
+
+from sentiment.serving import exports, litert_engine  # noqa: E402
+
+
+def paired(unit: list[str], command: list[str], runs: int) -> tuple[float, float, float]:
+    """Median seconds of ``unit`` and ``command`` run alternately, and the median of their per-pair ratios."""
+    pairs = [(run_process(unit)[0], run_process(command)[0]) for _ in range(runs)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs), statistics.median(p[1] / p[0] for p in pairs)
+
+
+def engine_ms(model: Path, reviews: list[str], n: int, repeats: int = 30) -> float:
+    """Median milliseconds of the in-process engine on ``n`` reviews (one process, no workers)."""
+    predictor = litert_engine.LiteRTPredictor(model, workers=1)
+    texts = reviews[:n]
+    predictor.probabilities(texts)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predictor.probabilities(texts)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    """Measure and print every figure."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="wide_lstm", help="a name under --models-dir, or a version dir (default: wide_lstm)")
+    parser.add_argument("--models-dir", default=str(ROOT / "saved_models"))
+    parser.add_argument("--reviews", type=int, default=4964)
+    parser.add_argument("--reviews-file", help="real reviews, one per line (default: generated IMDB-like ones)")
+    parser.add_argument("--runs", type=int, default=7, help="pairs of whole-process runs (default: 7)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each server run (default: 15)")
+    args = parser.parse_args()
+    model = exports.resolve_model(args.model, args.models_dir)
+    if args.reviews_file:
+        reviews = [line for line in Path(args.reviews_file).read_text(encoding="utf-8").split("\n") if line.strip()][: args.reviews]
+    else:
+        reviews = generate_reviews((model / "assets.extra" / "vocabulary.txt").read_text(encoding="utf-8").split("\n"), args.reviews)
+    typical = sorted(reviews, key=len)[len(reviews) // 2]
+    print(f"model {model}; {len(reviews):,} reviews ({'from ' + args.reviews_file if args.reviews_file else 'generated'}), "
+          f"the median one {len(typical.split())} words")
+
+    unit = [sys.executable, "-c", "import numpy"]
+    predict = [sys.executable, str(ROOT / "predict.py"), "--model", str(model)]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as handle:
+        handle.write("\n".join(" ".join(r.split()) for r in reviews) + "\n")
+        handle.flush()
+        numpy_one, one, one_ratio = paired(unit, predict + [typical], args.runs)
+        numpy_many, many, many_ratio = paired(unit, predict + ["--file", handle.name, "--format", "json"], args.runs)
+    batch_rate = len(reviews) / many
+    print(f"import numpy: {numpy_one:.3f} s (medians of {args.runs} pairs)")
+    print(f"predict.py, one review: {one:.3f} s = {one_ratio:.2f}x import numpy")
+    print(f"predict.py, {len(reviews):,} reviews: {many:.2f} s = {many_ratio:.1f}x import numpy ({numpy_many:.3f} s that run), "
+          f"{batch_rate:,.0f} reviews/s")
+
+    ordered = [typical] + [r for r in reviews if r is not typical]
+    for n in (1, 8, 64):
+        print(f"engine in process, {n:>2} review(s): {engine_ms(model, ordered, n):7.2f} ms")
+
+    proc, port = start_server(args.models_dir, "on")
+    try:
+        for clients in (1, 8, 32):
+            result = load(port, reviews, clients, args.seconds)
+            share = f", {result['reviews_per_s'] / batch_rate:.0%} of predict.py's batch reviews/s" if clients == 8 else ""
+            print(f"server, {clients:>2} client(s): {result['reviews_per_s']:7.1f} reviews/s, p50 {result['p50_ms']:6.1f} ms, "
+                  f"p99 {result['p99_ms']:6.1f} ms, errors {result['errors']}{share}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
