@@ -94,18 +94,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", default=str(ROOT / "saved_models"))
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model the explanations ask (default: the default model)")
+    parser.add_argument("--plain-model", default=DEFAULT_MODEL, help="the model the plain clients ask (default: the default model)")
     parser.add_argument("--clients", type=int, default=8, help="plain clients (default: 8)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run (default: 20)")
     parser.add_argument("--explainers", type=int, default=6)
     parser.add_argument("--stalled", type=int, default=200, help="connections held with half a request head (default: 200)")
     parser.add_argument("--hangups", type=int, default=2, help="threads sending half bodies and hanging up (default: 2)")
     args = parser.parse_args()
-    model = exports.resolve_model(DEFAULT_MODEL, args.models_dir)
+    model = exports.resolve_model(args.plain_model, args.models_dir)
     vocabulary = (model / "assets.extra" / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
     reviews = generate_reviews(vocabulary, 2000)
     long_review = " ".join(reviews)[:99_000]
     with tempfile.TemporaryFile("w+") as log:
-        proc, port = start_server(args.models_dir, "on", log=log)
+        proc, port = start_server(args.models_dir, "on", "--default-model", args.plain_model, log=log)
         try:
             quiet = load(port, reviews, args.clients, args.seconds)
             statuses: collections.Counter = collections.Counter()
@@ -124,7 +125,7 @@ def main() -> None:
             proc.wait(timeout=30)
         log.seek(0)
         lines = log.read().splitlines()
-    print(f"model {model}; {args.clients} plain clients, {args.seconds:g} s per run; attack: {args.explainers} explainers "
+    print(f"plain clients ask {model}; {args.clients} plain clients, {args.seconds:g} s per run; attack: {args.explainers} explainers "
           f"(4 x 99,000 characters, explain 10, to {args.model}), {args.stalled} stalled connections, {args.hangups} hang-up threads")
     for name, result in (("alone", quiet), ("under attack", attacked)):
         print(f"plain, {name:<12}: {result['reviews_per_s']:7.1f} reviews/s, p50 {result['p50_ms']:7.1f} ms, p99 {result['p99_ms']:7.1f} ms, "

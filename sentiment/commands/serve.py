@@ -17,7 +17,7 @@ Bounds on every request (docs/security.md): its body (--max-body-bytes), its rev
 (--max-instances, 100,000 characters each), and explanations ("explain": K reasons each way, at
 most 10): at most --max-explain-reviews reviews per request, --explain-seconds of scoring per
 request (what is left is said in the reply's "cut" note), one explanation at a time with at most
---max-explain-waiting queued (more get 503 and Retry-After). Explanations score in chunks of 64
+--max-explain-waiting queued (more get 503 and Retry-After). Explanations score in chunks of 32
 shortened reviews that yield to waiting predictions, so a prediction waits for one chunk at most.
 A browser's cross-site request, and on loopback a foreign Host, get 403. Connections: a request
 head must arrive whole within --head-seconds (else the connection is closed), a body may pause

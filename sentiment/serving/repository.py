@@ -21,7 +21,9 @@ from sentiment.serving.settings import Limits, Settings
 log = logging.getLogger(__name__)
 
 ALIAS = "sentiment"  # the default model's second name
-EXPLAIN_CHUNK = 64  # shortened copies an explanation scores per inference job: one LiteRT batch, so a prediction waits at most that
+# Shortened copies an explanation scores per inference job: as many as the engine runs one review at a time
+# (litert_engine.SINGLE_MAX), so a prediction of the same model waits for at most that many single-review calls.
+EXPLAIN_CHUNK = 32
 
 
 @dataclasses.dataclass(frozen=True)
