@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+WAIT_POLL_SECONDS = 0.2  # how often the explanation thread checks, while it waits for a chunk, that the server still runs
 Job = tuple[Callable[[list[str]], np.ndarray], list[str], asyncio.Future]
 
 
@@ -43,6 +44,7 @@ class Batcher:
         self._explanations, self.max_waiting = 0, max_waiting  # running or queued; at most 1 + max_waiting
         self._inflight: list[Job] = []  # the batch on the inference thread now
         self.stopping: str | None = None  # why no new work is taken (the server is stopping)
+        self._closed = False
 
     async def score(self, score: Callable[[list[str]], np.ndarray], texts: list[str], background: bool = False) -> np.ndarray:
         """Return ``score(texts)``, computed on the inference thread together with other requests' reviews."""
@@ -65,7 +67,16 @@ class Batcher:
         loop = asyncio.get_running_loop()
 
         def background_score(texts: list[str]) -> np.ndarray:  # on the explanation thread
-            return asyncio.run_coroutine_threadsafe(self.score(score, texts, background=True), loop).result()
+            if self._closed or loop.is_closed():
+                raise Unavailable("the server is stopping")
+            future = asyncio.run_coroutine_threadsafe(self.score(score, texts, background=True), loop)
+            while True:  # never wait on a loop that has stopped: a thread left waiting would hold the process at exit
+                try:
+                    return future.result(timeout=WAIT_POLL_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    if self._closed or loop.is_closed() or not loop.is_running():
+                        future.cancel()
+                        raise Unavailable("the server is stopping") from None
 
         self._explanations += 1
         try:
@@ -86,7 +97,8 @@ class Batcher:
         self._background.clear()
 
     def close(self) -> None:
-        """Stop the explanation thread (an explanation running finishes its chunk and stops there)."""
+        """Stop the explanation thread (an explanation running stops at its next chunk)."""
+        self._closed = True
         self._explainer.shutdown(wait=False, cancel_futures=True)
 
     def _take(self) -> list[Job]:
