@@ -77,6 +77,24 @@ def test_an_explanation_keeps_to_its_budget_inside_its_chunks():
     assert seconds < 0.5 + 2 * CHUNK_SECONDS + 0.3 and "budget ran out" in explained["cut"]
 
 
+def test_stopping_refuses_new_work_and_abort_answers_what_waits():
+    async def main() -> tuple[list, object]:
+        with concurrent.futures.ThreadPoolExecutor(1) as executor:
+            queue = batcher.Batcher(executor, False, max_batch=64)
+            waiting = [asyncio.create_task(queue.score(slow_score, [f"review {i}"])) for i in range(5)]
+            await asyncio.sleep(CHUNK_SECONDS / 2)  # the first is on the inference thread, the rest wait
+            queue.stop_taking("stopping")
+            with pytest.raises(batcher.Unavailable, match="stopping"):
+                await queue.score(slow_score, ["a new one"])
+            queue.abort("stopped before it was scored")
+            results = await asyncio.gather(*waiting, return_exceptions=True)
+            queue.close()
+            return results, None
+
+    results, _ = asyncio.run(main())
+    assert all(isinstance(r, batcher.Unavailable) and "stopped before" in str(r) for r in results)  # the one in flight too
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     """Nothing here is random: no seeding needed (and no TensorFlow imported)."""
