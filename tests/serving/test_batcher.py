@@ -45,7 +45,7 @@ def test_predictions_wait_one_chunk_at_most_while_explanations_run():
 
     waits, _ = asyncio.run(main())
     # One chunk of an explanation ahead, then its own call: never the explanations' seconds.
-    assert max(waits) < 4 * CHUNK_SECONDS + 0.2, waits
+    assert max(waits) < 1.0, waits  # the explanations alone take ~11 s; behind them a prediction would wait seconds
 
 
 def test_the_explanation_queue_is_bounded():
@@ -74,7 +74,7 @@ def test_an_explanation_keeps_to_its_budget_inside_its_chunks():
             return explained, time.monotonic() - started
 
     explained, seconds = asyncio.run(main())
-    assert seconds < 0.5 + 2 * CHUNK_SECONDS + 0.3 and "budget ran out" in explained["cut"]
+    assert seconds < 2.0 and "budget ran out" in explained["cut"]  # unbounded, it would take ~3.8 s
 
 
 def test_stopping_refuses_new_work_and_abort_answers_what_waits():
