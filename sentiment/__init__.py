@@ -46,7 +46,9 @@ class Classifier:
         """Return ``predict``'s rows with ``reasons``: the ``k`` words or phrases whose deletion moves each prediction most, each way."""
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        return [{**self._row(result), "reasons": self._reasons(result.reasons)} for result in self._classify(reviews, k)]
+        from sentiment.serving.reviews import reasons_fields
+
+        return [{**self._row(result), "reasons": reasons_fields(result.reasons)} for result in self._classify(reviews, k)]
 
     def close(self) -> None:
         """Release the engine (worker processes, if a large call started any)."""
@@ -74,12 +76,6 @@ class Classifier:
     @staticmethod
     def _row(result) -> dict:
         return {"label": result.label, "probability": result.probability}
-
-    @staticmethod
-    def _reasons(reasons: dict) -> dict:
-        """The server's and ``predict.py --format json``'s shape: phrase and signed weight per reason, and what was cut."""
-        return {**{side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in reasons[side]] for side in ("positive", "negative")},
-                "cut": reasons.get("cut")}
 
 
 def load(model: str | Path | None = None, models_dir: str | Path | None = None, threshold: float | None = None,

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sentiment.artifacts import DISK_ERRNOS, write_error  # noqa: E402
 from sentiment.config import DEFAULT_MODEL, Config, config_fields, field_type, make_config, read_recipe  # noqa: E402
-from sentiment.errors import SentimentError  # noqa: E402
+from sentiment.errors import SentimentError, printable  # noqa: E402
 from sentiment.quiet import native_stderr_silenced  # noqa: E402
 
 # Every entry point exports to and reads named models from here, wherever it is started from.
@@ -173,9 +173,7 @@ class OneLineFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         """Escape the message before it is placed in the line."""
-        message = record.message
-        if not message.isprintable():
-            record.message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+        record.message = printable(record.message)
         return super().formatMessage(record)
 
 

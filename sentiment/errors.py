@@ -7,6 +7,13 @@ def first_line(error: BaseException, limit: int = 300) -> str:
     return text.splitlines()[0][:limit] if text else type(error).__name__
 
 
+def printable(text: str) -> str:
+    """``text`` as a terminal or a log may show it: control characters (escape codes, line breaks) as visible escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class SentimentError(Exception):
     """Base class for user-facing errors: bad input, config, data or model."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 import sentiment
@@ -80,7 +80,11 @@ def test_the_wheel_installs_and_classifies_as_predict_py(tmp_path):
     wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True, timeout=300,
+    source = tmp_path / "source"  # built from a copy: setuptools leaves build/ and *.egg-info in the tree it builds
+    shutil.copytree(ROOT / "sentiment", source / "sentiment", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True, timeout=300,
                    capture_output=True)
     (wheel,) = wheels.glob("imdb_sentiment-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True, timeout=300, capture_output=True)

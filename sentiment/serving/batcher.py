@@ -3,7 +3,7 @@
 Each model has its own ``Batcher`` (``Batchers``), so one model's heavy work never queues another's requests.
 
 Explanations are background work with bounds of their own: they run one at a time on an explanation
-thread (at most ``max_waiting`` more queue; beyond that a request is refused, ``Busy``), and each
+thread (at most ``max_waiting`` more queue; beyond that a request is refused, ``Unavailable``), and each
 scores its shortened copies through the inference thread in small chunks that yield to waiting
 predictions, so a plain request waits for at most one chunk, however many explanations run.
 """
@@ -23,8 +23,6 @@ Job = tuple[Callable[[list[str]], np.ndarray], list[str], asyncio.Future]
 class Unavailable(Exception):
     """No room for this work now (the explanation queue is full, or the server is stopping): answered 503, to retry later."""
 
-
-Busy = Unavailable  # the explanation queue's refusal
 
 
 class Batcher:
@@ -61,9 +59,9 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
     async def explain(self, work: Callable[[Callable[[list[str]], np.ndarray]], Any], score: Callable[[list[str]], np.ndarray]) -> Any:
-        """Run ``work(scorer)`` on the explanation thread, its scorer's calls as background jobs; ``Busy`` when the queue is full."""
+        """Run ``work(scorer)`` on the explanation thread, its scorer's calls as background jobs; ``Unavailable`` when the queue is full."""
         if self._explanations > self.max_waiting:
-            raise Busy(f"{self._explanations} explanations are running or waiting: retry later, or ask without \"explain\"")
+            raise Unavailable(f"{self._explanations} explanations are running or waiting: retry later, or ask without \"explain\"")
         loop = asyncio.get_running_loop()
 
         def background_score(texts: list[str]) -> np.ndarray:  # on the explanation thread
@@ -97,9 +95,10 @@ class Batcher:
         self._background.clear()
 
     def close(self) -> None:
-        """Stop the explanation thread (an explanation running stops at its next chunk)."""
+        """Stop the explanation and inference threads (an explanation running stops at its next chunk)."""
         self._closed = True
         self._explainer.shutdown(wait=False, cancel_futures=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _take(self) -> list[Job]:
         """Take the next batch: the first waiting prediction (else background job) and, when batching, those after it for the
@@ -162,4 +161,3 @@ class Batchers:
         """Stop every batcher's threads."""
         for batcher in self._made.values():
             batcher.close()
-            batcher.executor.shutdown(wait=False, cancel_futures=True)

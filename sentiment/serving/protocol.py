@@ -10,6 +10,7 @@ import orjson
 
 from sentiment.data import fast_tokenizer
 from sentiment.serving.kserve_api import InferOutput, InferRequest, InferResponse, InvalidInput
+from sentiment.serving.reviews import reasons_fields
 from sentiment.serving.settings import Limits
 
 SIGNATURE = "serving_default"  # the exported SavedModel's only signature, as TF Serving names it
@@ -137,12 +138,6 @@ def decoded_text(item: Any, where: str) -> str:
     if not isinstance(item, str):
         raise InvalidInput(f"{where} must be a review (a string), not {json_type(item)}")
     return item
-
-
-def reasons_fields(reasons: dict) -> dict:
-    """A review's reasons as JSON: ``predict.py --format json``'s ``reasons`` field (``cut``: what a long review's explanation left out)."""
-    fields = {side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in reasons[side]] for side in ("positive", "negative")}
-    return {**fields, "cut": reasons.get("cut")}
 
 
 def v1_response(probabilities: np.ndarray, labels: list[str], reasons: list[dict] | None, columnar: bool) -> dict:

@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Protocol, TextIO
 import numpy as np
 
 from sentiment.data import fast_tokenizer
-from sentiment.errors import SentimentError, first_line
+from sentiment.errors import SentimentError, first_line, printable
 from sentiment.evaluation import explanation
 
 log = logging.getLogger(__name__)
@@ -386,9 +386,15 @@ def row_fields(result: Result) -> dict:
         return {**fields, "error": result.error}
     fields = {**fields, "label": result.label, "probability": round(result.probability, 6)}
     if result.reasons is not None:
-        fields[EXPLAIN_FIELD] = {**{side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in result.reasons[side]]
-                                        for side in ("positive", "negative")}, "cut": result.reasons.get("cut")}
+        fields[EXPLAIN_FIELD] = reasons_fields(result.reasons)
     return fields
+
+
+def reasons_fields(reasons: dict) -> dict:
+    """A review's reasons as JSON, as predict.py, the server and the Python API give them: phrase and signed weight each
+    way, and ``cut`` (what a long review's explanation left out)."""
+    fields = {side: [{"phrase": r.phrase, "weight": round(r.weight, 4)} for r in reasons[side]] for side in ("positive", "negative")}
+    return {**fields, "cut": reasons.get("cut")}
 
 
 def csv_header(columns: Iterable[str] = (), explain: bool = False) -> list[str]:
@@ -429,13 +435,6 @@ def format_results(results: Iterable[Result], fmt: str = "text", header: bool = 
             yield f"{result.label:<8} {result.probability:.3f}  {preview}"
             if result.reasons is not None:
                 yield f"         why: {describe_reasons(result.reasons) or 'no word moves it'}"
-
-
-def printable(text: str) -> str:
-    """A review as a terminal may show it: control characters (escape codes, a lone CR, line separators) as visible escapes."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def csv_line(values: list) -> str:

@@ -60,7 +60,7 @@ def test_the_explanation_queue_is_bounded():
             return done
 
     (third,) = asyncio.run(main())
-    assert isinstance(third, batcher.Busy) and "retry later" in str(third)
+    assert isinstance(third, batcher.Unavailable) and "retry later" in str(third)
 
 
 def test_an_explanation_keeps_to_its_budget_inside_its_chunks():

@@ -110,15 +110,13 @@ def test_the_single_review_path_gives_what_the_batched_path_gives(saved_model, n
     """Calls of at most SINGLE_MAX reviews run one review at a time on the single-review model; the rest batched: the same numbers."""
     from conftest import make_reviews
 
-    predictor = litert_engine.LiteRTPredictor(saved_model / "lstm" / "1", workers=1)
-    reviews = [t for t, _ in make_reviews(n, seed=n)]
-    classifier = predictor.classifier
-    token_ids = [classifier.tokenizer.encode(r).token_ids for r in reviews]
-    single = np.array([classifier._single.run(np.asarray([ids if len(ids) else [0]], np.int32))[0] for ids in token_ids])
-    batched = np.concatenate([classifier._batched.run(np.asarray(
-        [np.pad(ids, (0, max(len(i) for i in token_ids[s : s + 64]) - len(ids))) for ids in token_ids[s : s + 64]]
-        + [np.zeros(max(len(i) for i in token_ids[s : s + 64]), np.int32)] * (64 - len(token_ids[s : s + 64])), np.int32))[: len(token_ids[s : s + 64])]
-        for s in range(0, n, 64)])
+    assets = saved_model / "lstm" / "1" / artifacts.LITERT_DIR
+    classifier = litert_engine.load_classifier(assets)
+    batched_only = litert_engine.load_classifier(assets)
+    batched_only._single = None  # the engine's batched path for every call, as for a twin made without the single-review model
+    token_ids = [classifier.tokenizer.encode(r).token_ids for r, _ in make_reviews(n, seed=n)]
+    single = np.concatenate([classifier.branch_outputs([ids]) for ids in token_ids])  # one review a call: the single-review model
+    batched = batched_only.branch_outputs(token_ids)
     np.testing.assert_allclose(single, batched, atol=1e-6)  # the two converted models agree, review by review
     np.testing.assert_allclose(classifier.branch_outputs(token_ids), batched, atol=1e-6)  # whichever path a call of n takes
 
