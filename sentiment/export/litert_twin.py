@@ -30,6 +30,7 @@ from sentiment.data import fast_tokenizer
 from sentiment.data.batching import TOKEN_IDS
 from sentiment.errors import ModelError, first_line
 from sentiment.evaluation import calibration
+from sentiment.export import plain_branch
 from sentiment.serving import export_metadata, graph_ops, litert_engine, model_files
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,26 @@ def convert_to_litert(model: keras.Model) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
+PLAIN_LOOP, KERAS_LOOP = "plain_loop", "keras"  # how a twin's recurrent branch was converted (litert.json "branch")
+
+
+def convert_branch(classifier: keras.Model, config: Config, rows: int, path: Path) -> str:
+    """Write the recurrent branch on ``rows`` reviews as a LiteRT model at ``path``; return how it was converted.
+
+    The plain-TensorFlow rebuild (``plain_branch``: linear in the review's length) when the branch is one it
+    knows (LSTM, SimpleRNN); else, or if its conversion fails, Keras' own.
+    """
+    weights = plain_branch.branch_weights(classifier, config)
+    if weights is not None:
+        try:
+            path.write_bytes(plain_branch.convert_plain_branch(weights, rows))
+            return PLAIN_LOOP
+        except Exception as e:  # noqa: BLE001  (a converter that refuses it: Keras' conversion is slower but exact)
+            log.warning("the recurrent branch converted by Keras instead (its plain rebuild failed: %s)", first_line(e))
+    path.write_bytes(convert_to_litert(litert_branch(classifier, config, rows)))
+    return KERAS_LOOP
+
+
 def wide_arrays(classifier: keras.Model) -> dict[str, np.ndarray]:
     """Return the wide branch's weights for NumPy: the idf, the wide_logit kernel and bias, and the feature scale."""
     tfidf = classifier.get_layer("ngram_tfidf")
@@ -82,11 +103,12 @@ def write_litert_files(
     directory.mkdir(parents=True)
     recurrent = config.has_recurrent_part()
     if recurrent:
-        (directory / litert_engine.MODEL_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config)))
-        (directory / litert_engine.SINGLE_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config, rows=1)))
+        kind = convert_branch(classifier, config, BATCH, directory / litert_engine.MODEL_FILE)
+        convert_branch(classifier, config, 1, directory / litert_engine.SINGLE_FILE)
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)
     manifest = {
         "format": litert_engine.MANIFEST_FORMAT if recurrent else litert_engine.NUMPY_ONLY_FORMAT,
+        "branch": kind if recurrent else None,  # how the recurrent branch was converted: PLAIN_LOOP or KERAS_LOOP
         # The n-gram-only model has nothing for LiteRT to run: its twin is the tokenizer and the NumPy wide branch.
         "model": litert_engine.MODEL_FILE if recurrent else None,
         "single": litert_engine.SINGLE_FILE if recurrent else None,

@@ -47,6 +47,7 @@ ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt
 MANIFEST_FORMAT = 1  # a twin with a LiteRT model; NUMPY_ONLY_FORMAT: the n-gram-only model's, tokenizer and NumPy alone
 NUMPY_ONLY_FORMAT = 2  # new, so older readers refuse it (and fall back to the SavedModel) instead of opening "model": null
+FORMATS = (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT)
 MODEL_FILE = "classifier.tflite"
 SINGLE_FILE = "classifier_single.tflite"  # the same branch converted for one review a call: small requests pay for no padding rows
 SINGLE_MAX = 32  # calls of at most this many reviews go one review at a time (when the twin has SINGLE_FILE)
@@ -216,8 +217,8 @@ def read_manifest(directory: Path) -> dict:
     """Read ``litert.json`` of an ``assets.extra`` dir, check its fields, and check every file it lists is inside the dir, there and whole."""
     path = directory / LITERT_MANIFEST
     manifest = model_files.read_object(path)
-    if manifest.get("format") not in (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT):
-        raise ModelError(f"{path} is not a LiteRT manifest of format {MANIFEST_FORMAT} or {NUMPY_ONLY_FORMAT}")
+    if manifest.get("format") not in FORMATS:
+        raise ModelError(f"{path} is not a LiteRT manifest of format {', '.join(map(str, FORMATS))}")
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelError(f"{path}: \"files\" must be a JSON object of file names and checksums, not {type(files).__name__}")

@@ -23,6 +23,7 @@ def test_export_carries_a_checked_litert_twin(run_dir, tmp_path):
     version = savedmodel.export_run(run_dir, tmp_path)
     manifest = json.loads((version / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST).read_text())
     assert set(manifest["files"]) == {"classifier.tflite", "classifier_single.tflite", "vocabulary.txt"}
+    assert manifest["branch"] == litert_twin.PLAIN_LOOP  # an LSTM: rebuilt in plain TensorFlow, linear in the length
     assert manifest["check"]["reviews"] == litert_twin.PROBE_REVIEWS and manifest["check"]["max_abs_difference"] <= 1e-4
     assert not list((version / artifacts.LITERT_DIR).glob(".litert-*"))  # no staging dir left
     keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0).reshape(-1)
@@ -34,6 +35,7 @@ def test_export_goes_on_without_litert_when_conversion_fails(run_dir, tmp_path, 
         raise ValueError("op not supported")
 
     monkeypatch.setattr(litert_twin, "convert_to_litert", unconvertible)
+    monkeypatch.setattr(litert_twin.plain_branch, "convert_plain_branch", lambda weights, rows: unconvertible(None))
     with caplog.at_level("WARNING"):
         version = savedmodel.export_run(run_dir, tmp_path)
     assert (version / "saved_model.pb").exists() and "exported without a LiteRT model" in caplog.text
