@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class Config:
     pretrain_batch_size: int = _field(32, "reviews per language-model batch (smaller than the classifier's: more updates per epoch)")
     pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
     word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.training.word_vectors)")
-    teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.training.teacher)")
+    teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews, or a finished run's model (its folder, e.g. runs/wide_lstm_v7-s42: trained on the same split), labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.training.teacher)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -126,7 +127,8 @@ class Config:
             ("branches", self.branches in BRANCH_CHOICES, " or ".join(BRANCH_CHOICES)),
             ("branches", self.branches == "joint" or (self.ngram_vocab_size >= 3 and self.has_recurrent_part()),
              "joint unless the model has both a recurrent and an n-gram branch"),
-            ("teacher", self.teacher in TEACHER_CHOICES, "'' (none) or " + ", ".join(TEACHER_CHOICES[1:])),
+            ("teacher", self.teacher in TEACHER_CHOICES or is_run_path(self.teacher),
+             "'' (none), " + ", ".join(TEACHER_CHOICES[1:]) + " or a finished run's folder (a path with a /)"),
             ("pretrain_transfer", self.pretrain_transfer in TRANSFER_CHOICES, " or ".join(TRANSFER_CHOICES)),
             ("stream_sample", self.stream_sample >= 1, "at least 1"),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),
@@ -231,6 +233,11 @@ def make_config(model: str = DEFAULT_MODEL, **overrides: Any) -> Config:
         raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
     return Config.from_dict({**Config().to_dict(), **PRESETS[model], **given, "model": model})
+
+
+def is_run_path(teacher: str) -> bool:
+    """Return True if a --teacher value names a run folder (a path: it holds a /) rather than an anchor."""
+    return "/" in teacher or os.sep in teacher
 
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}

@@ -1,7 +1,9 @@
-"""Distillation: an n-gram anchor labels the unlabelled reviews, and the classifier learns from them too.
+"""Distillation: an n-gram anchor or a trained model labels the unlabelled reviews, and the classifier learns from them too.
 
 With ``--teacher nbsvm_bi`` an anchor (:data:`sentiment.evaluation.anchors.ANCHORS`) is fitted on the
-training reviews, and its probabilities become soft labels for the unlabelled reviews (the
+training reviews; with ``--teacher runs/NAME`` a finished run's model is the teacher (iterated teaching: a
+stacked model taught by NBSVM-bi teaches the next student), refused if it trained or chose its settings on any
+review this run holds out. The teacher's probabilities become soft labels for the unlabelled reviews (the
 source's own and ``--unlabelled``'s, minus any validation or test review: the text word
 vectors and pretraining read). The classifier then trains on both, gold labels for the training
 reviews and the teacher's for the rest (Hinton et al. 2015's soft targets; the self-training of
@@ -11,16 +13,22 @@ it is not part of the model. Validation and test reviews keep their gold labels 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from sentiment.config import Config
+from sentiment.config import Config, is_run_path
 from sentiment.data import preprocessing, unlabelled
 from sentiment.data.sources import Split
-from sentiment.errors import DataError
+from sentiment.errors import ConfigError, DataError
 from sentiment.evaluation import anchors, metrics
+from sentiment.rundir import RunDir
+
+Scorer = Callable[[list[str]], np.ndarray]
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +44,11 @@ def with_teacher_labels(config: Config, train: Split, validation: Split, held_ou
     if not len(extra):
         raise DataError(f"--teacher {config.teacher} labels unlabelled reviews, and {config.data} has none: give some with --unlabelled")
     started = time.perf_counter()
-    anchor = anchors.ANCHORS[config.teacher](config.seed).fit(preprocessing.standardize_texts(train.texts), train.labels)
-
-    def score(texts: list[str]) -> np.ndarray:
-        return anchor.predict_proba(preprocessing.standardize_texts(texts))[:, 1].astype(np.float32)
-
+    if is_run_path(config.teacher):
+        validating = set(validation.texts)
+        score = run_teacher(Path(config.teacher), set(train.texts), validating, [t for t in held_out if t not in validating])
+    else:
+        score = anchor_teacher(config, train)
     soft = score(extra.texts)
     record = {
         "anchor": config.teacher, "reviews": len(extra), "seconds": round(time.perf_counter() - started, 1),
@@ -52,3 +60,44 @@ def with_teacher_labels(config: Config, train: Split, validation: Split, held_ou
              config.teacher, len(extra), record["seconds"], record["validation_accuracy"], 100 * record["positive_share"])
     labels = np.concatenate([train.labels.astype(np.float32), soft])
     return Split(train.texts + extra.texts, labels), record
+
+
+def anchor_teacher(config: Config, train: Split) -> Scorer:
+    """Fit the anchor ``config.teacher`` on the training reviews; return its P(positive) of raw reviews."""
+    anchor = anchors.ANCHORS[config.teacher](config.seed).fit(preprocessing.standardize_texts(train.texts), train.labels)
+
+    def score(texts: list[str]) -> np.ndarray:
+        return anchor.predict_proba(preprocessing.standardize_texts(texts))[:, 1].astype(np.float32)
+
+    return score
+
+
+def run_teacher(path: Path, training: set[str], validation: set[str], test: list[str]) -> Scorer:
+    """Load a finished run's model as the teacher: its calibrated P(positive) of raw reviews.
+
+    Its own split is read again and checked: it may not have trained on this run's validation or test reviews,
+    nor chosen anything (early stopping, the stacking mix, calibration) on this run's test reviews. A held-out
+    review whose text is also one of this run's training reviews (IMDB repeats some) teaches nothing new.
+    """
+    from sentiment import models
+    from sentiment.evaluation import scoring
+
+    run = RunDir(path)
+    run.require_finished()
+    teacher_config = Config.load(run.config)
+    try:
+        splits = preprocessing.load_clean_splits(teacher_config)
+    except (OSError, DataError) as e:
+        raise ConfigError(f"--teacher {path}: cannot read the reviews it was trained on ({teacher_config.data}) to check it saw none of this "
+                          f"run's held-out reviews: {e}") from e
+    trained, chosen_on = set(splits.train.texts), set(splits.validation.texts)
+    # What this run does not already use the same way: IMDB repeats some reviews, and a test review that is also
+    # one of this run's training (or validation) reviews is no news from the teacher.
+    seen = sum(t in trained and t not in training for t in validation)
+    seen += sum(t not in training and (t in trained or (t in chosen_on and t not in validation)) for t in test)
+    if seen:
+        raise ConfigError(f"--teacher {path} trained or chose its settings on {seen} of this run's validation and test reviews: "
+                          "give a teacher trained on the same split (the same --data, --split-seed and fractions)")
+    temperature = json.loads(run.metrics.read_text(encoding="utf-8")).get("calibration", {}).get("temperature", 1.0)
+    log.info("teacher: the model of %s (temperature %.3f)", path, temperature)
+    return scoring.model_scorer(models.load_model(run.model), temperature)

@@ -29,12 +29,16 @@ SHIPPED = {
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
     # BiSimpleRNN, max and mean over the last 800 tokens from the same vectors as lstm/2, trained longer (configs/simple_rnn_v3.json).
     ("simple_rnn", "2"): {"This movie was wonderful": (0.992565, "positive"), "Worst film I have ever seen": (0.049706, "negative")},
+    # simple_rnn/2's model also trained on the unlabelled reviews, labelled by NBSVM-bi (configs/simple_rnn_v4.json).
+    ("simple_rnn", "3"): {"This movie was wonderful": (0.997059, "positive"), "Worst film I have ever seen": (0.087303, "negative")},
     ("wide_lstm", "1"): {"This movie was wonderful": (0.874643, "positive"), "Worst film I have ever seen": (0.005943, "negative")},
     ("wide_lstm", "2"): {"This movie was wonderful": (0.854967, "positive"), "Worst film I have ever seen": (0.015590, "negative")},
     # wide_lstm/2 recalibrated (export_model.py --calibrate): the same weights, temperature 0.870.
     ("wide_lstm", "3"): {"This movie was wonderful": (0.884915, "positive"), "Worst film I have ever seen": (0.008440, "negative")},
     # v5: stacked branches, the LSTM from skip-gram vectors of training + unlabelled reviews (configs/wide_lstm_v5.json).
     ("wide_lstm", "4"): {"This movie was wonderful": (0.931639, "positive"), "Worst film I have ever seen": (0.002330, "negative")},
+    # v7: v5's stack with lstm/3's taught BiLSTM (max and mean over 400 tokens) as its deep branch (configs/wide_lstm_v7.json).
+    ("wide_lstm", "5"): {"This movie was wonderful": (0.985117, "positive"), "Worst film I have ever seen": (0.001006, "negative")},
 }
 
 
