@@ -2,13 +2,15 @@
 
     python benchmarks/speed_ratios.py                       # the default model, generated IMDB-like reviews
     python benchmarks/speed_ratios.py --model lstm --reviews-file reviews.txt
+    python benchmarks/speed_ratios.py --also lstm              # + lstm's batch time as a ratio to the default's
 
 Prints, for one exported model:
 * ``import numpy`` as a whole process (the unit), paired run by run with predict.py on one review and on --reviews
   reviews from a file: the ratios to it (medians of --runs pairs);
 * the engine in process (LiteRT, one process): one review of median length, 8 and 64 reviews (median ms);
 * the server (serve.py, batching on): 1, 8 and 32 clients each sending one review per request for --seconds:
-  reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s.
+  reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s;
+* with --also MODEL: predict.py on the same file with MODEL, paired run by run with --model (the ratio of their times).
 """
 
 import argparse
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--reviews-file", help="real reviews, one per line (default: generated IMDB-like ones)")
     parser.add_argument("--runs", type=int, default=7, help="pairs of whole-process runs (default: 7)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each server run (default: 15)")
+    parser.add_argument("--also", help="another model whose batch time is printed as a ratio to --model's (e.g. lstm)")
     args = parser.parse_args()
     model = exports.resolve_model(args.model, args.models_dir)
     if args.reviews_file:
@@ -73,11 +76,17 @@ def main() -> None:
         handle.flush()
         numpy_one, one, one_ratio = paired(unit, predict + [typical], args.runs)
         numpy_many, many, many_ratio = paired(unit, predict + ["--file", handle.name, "--format", "json"], args.runs)
+        if args.also:
+            also = [sys.executable, str(ROOT / "predict.py"), "--model", str(exports.resolve_model(args.also, args.models_dir))]
+            _, also_time, also_ratio = paired(predict + ["--file", handle.name, "--format", "json"],
+                                              also + ["--file", handle.name, "--format", "json"], args.runs)
     batch_rate = len(reviews) / many
     print(f"import numpy: {numpy_one:.3f} s (medians of {args.runs} pairs)")
     print(f"predict.py, one review: {one:.3f} s = {one_ratio:.2f}x import numpy")
     print(f"predict.py, {len(reviews):,} reviews: {many:.2f} s = {many_ratio:.1f}x import numpy ({numpy_many:.3f} s that run), "
           f"{batch_rate:,.0f} reviews/s")
+    if args.also:
+        print(f"predict.py --model {args.also}, {len(reviews):,} reviews: {also_time:.2f} s = {also_ratio:.2f}x this model's time (paired)")
 
     ordered = [typical] + [r for r in reviews if r is not typical]
     for n in (1, 8, 64):

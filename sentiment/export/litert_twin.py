@@ -1,7 +1,7 @@
 """The LiteRT twin of an export, in ``<version>/assets.extra/`` (read by ``sentiment.serving.litert_engine``).
 
-The recurrent branch converted with a fixed batch of ``BATCH`` rows and any length (none for the n-gram-only
-model), the vocabularies, and a wide model's TF-IDF weights; checked against the model on probe reviews before its manifest is
+The recurrent branch (none for the n-gram-only model): an LSTM or SimpleRNN rebuilt by ``plain_branch`` as one
+model of any rows and length; another cell converted by Keras twice, for ``BATCH`` rows and for one. Then the vocabularies, and a wide model's TF-IDF weights; checked against the model on probe reviews before its manifest is
 written. ``add_litert`` adds a twin to a version exported without one, rebuilding the
 classifier from the SavedModel.
 """
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 LITERT_STAGING_PREFIX = ".litert-"  # <version>/assets.extra/.litert-<pid>-<random>/ while being written and checked
 PROBE_REVIEWS = 40  # more than litert_engine.SINGLE_MAX: the check runs the batched model, then each review alone
-BATCH = 64  # rows per LiteRT call: batched, the LSTM step runs ~3.5x faster per review than one review at a time
+BATCH = litert_engine.BATCH  # rows per LiteRT call of a large input: batched, a step costs less per review than one review at a time
 
 
 def litert_branch(classifier: keras.Model, config: Config, rows: int = BATCH) -> keras.Model:
@@ -47,8 +47,8 @@ def litert_branch(classifier: keras.Model, config: Config, rows: int = BATCH) ->
     # A fixed batch: with a free one the converted LSTM needs TensorList ops, which LiteRT's builtins lack, and a
     # batch-1 model cannot be resized to more rows (its reshapes hold the 1). The mask is honoured, so padded rows
     # give what each review gives alone (tests/export/test_litert_twin.py); the engine fills short batches with padding rows.
-    # The twin holds it twice: batched (BATCH rows) for large calls, and for one review, so a small request pays for
-    # no padding rows (measured: one review of 120 tokens ~0.4 ms against ~5 ms as a padded batch of 64).
+    # Converted twice, batched (BATCH rows) for large calls and for one review, so a small request pays for no
+    # padding rows (measured: one review of 120 tokens ~0.4 ms against ~5 ms as a padded batch of 64).
     token_ids = keras.Input(batch_shape=(rows, None), dtype="int32", name=TOKEN_IDS)
     return keras.Model(token_ids, branch(token_ids), name=f"{classifier.name}_litert")
 
@@ -65,20 +65,20 @@ def convert_to_litert(model: keras.Model) -> bytes:
 PLAIN_LOOP, KERAS_LOOP = "plain_loop", "keras"  # how a twin's recurrent branch was converted (litert.json "branch")
 
 
-def convert_branch(classifier: keras.Model, config: Config, rows: int, path: Path) -> str:
+def convert_branch(classifier: keras.Model, config: Config, rows: int | None, path: Path) -> str:
     """Write the recurrent branch on ``rows`` reviews as a LiteRT model at ``path``; return how it was converted.
 
-    The plain-TensorFlow rebuild (``plain_branch``: linear in the review's length) when the branch is one it
-    knows (LSTM, SimpleRNN); else, or if its conversion fails, Keras' own.
+    The plain-TensorFlow rebuild (``plain_branch``: linear in the review's length, any number of rows) when the
+    branch is one it knows (LSTM, SimpleRNN); else, or if its conversion fails, Keras' own on ``rows`` (None: BATCH).
     """
     weights = plain_branch.branch_weights(classifier, config)
     if weights is not None:
         try:
-            path.write_bytes(plain_branch.convert_plain_branch(weights, rows))
+            path.write_bytes(plain_branch.convert_plain_branch(weights, None))
             return PLAIN_LOOP
         except Exception as e:  # noqa: BLE001  (a converter that refuses it: Keras' conversion is slower but exact)
             log.warning("the recurrent branch converted by Keras instead (its plain rebuild failed: %s)", first_line(e))
-    path.write_bytes(convert_to_litert(litert_branch(classifier, config, rows)))
+    path.write_bytes(convert_to_litert(litert_branch(classifier, config, rows or BATCH)))
     return KERAS_LOOP
 
 
@@ -102,16 +102,19 @@ def write_litert_files(
 
     directory.mkdir(parents=True)
     recurrent = config.has_recurrent_part()
+    single = litert_engine.MODEL_FILE  # the plain loop takes any number of rows: one model for one review and for batches
     if recurrent:
-        kind = convert_branch(classifier, config, BATCH, directory / litert_engine.MODEL_FILE)
-        convert_branch(classifier, config, 1, directory / litert_engine.SINGLE_FILE)
+        kind = convert_branch(classifier, config, None, directory / litert_engine.MODEL_FILE)
+        if kind == KERAS_LOOP:  # Keras' conversion fixes the rows: BATCH for batches, and one more model for one review
+            convert_branch(classifier, config, 1, directory / litert_engine.SINGLE_FILE)
+            single = litert_engine.SINGLE_FILE
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)
     manifest = {
         "format": litert_engine.MANIFEST_FORMAT if recurrent else litert_engine.NUMPY_ONLY_FORMAT,
         "branch": kind if recurrent else None,  # how the recurrent branch was converted: PLAIN_LOOP or KERAS_LOOP
         # The n-gram-only model has nothing for LiteRT to run: its twin is the tokenizer and the NumPy wide branch.
         "model": litert_engine.MODEL_FILE if recurrent else None,
-        "single": litert_engine.SINGLE_FILE if recurrent else None,
+        "single": single if recurrent else None,
         "output": ("deep_logit" if config.ngram_vocab_size else "probability") if recurrent else None,
         "max_len": config.max_len,
         "truncate": truncate,
@@ -124,7 +127,7 @@ def write_litert_files(
         np.savez(directory / litert_engine.WIDE_FILE, **wide_arrays(classifier))
         manifest.update(ngram_index=litert_engine.NGRAM_INDEX_FILE, wide=litert_engine.WIDE_FILE)
     manifest["batch"] = BATCH
-    names = [manifest[key] for key in ("model", "single", "vocabulary", "ngram_index", "wide") if manifest.get(key)]
+    names = list(dict.fromkeys(manifest[key] for key in ("model", "single", "vocabulary", "ngram_index", "wide") if manifest.get(key)))
     manifest["files"] = {name: model_files.file_digest(directory / name) for name in names}
     return manifest
 
@@ -180,15 +183,26 @@ def add_litert_files(
         manifest["check"] = check_litert(staging, vocabulary, ngram_vocabulary, config.max_len, reference, temperature)
         manifest.update(created=dt.datetime.now().isoformat(timespec="seconds"), versions=litert_versions())
         artifacts.write_json(staging / LITERT_MANIFEST, manifest)
+        replaced = listed_files(assets)
         (assets / LITERT_MANIFEST).unlink(missing_ok=True)
         for name in manifest["files"]:
             os.replace(staging / name, assets / name)
         os.replace(staging / LITERT_MANIFEST, assets / LITERT_MANIFEST)
+        for name in replaced - set(manifest["files"]):  # the old twin's files the new one no longer has (classifier_single.tflite)
+            (assets / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("LiteRT model written (largest difference from the model on %d probe reviews: %.2g)",
              manifest["check"]["reviews"], manifest["check"]["max_abs_difference"])
     return assets / LITERT_MANIFEST
+
+
+def listed_files(assets: Path) -> set[str]:
+    """Return the file names an existing LiteRT manifest lists (none if it is missing, unreadable or lists a file outside ``assets``)."""
+    try:
+        return set(litert_engine.read_manifest(assets)["files"])  # read_manifest checks each is inside, there and whole
+    except (ModelError, OSError):
+        return set()
 
 
 def litert_versions() -> dict[str, str]:

@@ -135,8 +135,11 @@ def loop_directions(xs: list[tf.Tensor], mask: tf.Tensor, directions: list[Direc
     return [(final[4 * k], final[4 * k + 2], final[4 * k + 3] / counts) for k in range(len(directions))]
 
 
-def plain_branch(weights: BranchWeights, rows: int) -> tuple[tf.Module, tf.types.experimental.ConcreteFunction]:
-    """Return the branch as a tf.Module and its function: token ids int32 [rows, time] (0-padded at the end) → the output [rows, 1]."""
+def plain_branch(weights: BranchWeights, rows: int | None = None) -> tuple[tf.Module, tf.types.experimental.ConcreteFunction]:
+    """Return the branch as a tf.Module and its function: token ids int32 [rows, time] (0-padded at the end) → the output [rows, 1].
+
+    ``rows`` None: any number of rows a call (nothing in the loop fixes it), so one model serves one review and a batch.
+    """
     module = tf.Module()
     embeddings = tf.constant(weights.embeddings)
 
@@ -155,8 +158,8 @@ def plain_branch(weights: BranchWeights, rows: int) -> tuple[tf.Module, tf.types
     return module, branch.get_concrete_function()
 
 
-def convert_plain_branch(weights: BranchWeights, rows: int) -> bytes:
-    """Return the plain branch on ``rows`` reviews as a LiteRT flatbuffer of builtin ops.
+def convert_plain_branch(weights: BranchWeights, rows: int | None = None) -> bytes:
+    """Return the plain branch on ``rows`` reviews (None: any number) as a LiteRT flatbuffer of builtin ops.
 
     From the concrete function with its module: that path keeps the function boundaries the fusion pass needs.
     """

@@ -49,7 +49,9 @@ MANIFEST_FORMAT = 1  # a twin with a LiteRT model; NUMPY_ONLY_FORMAT: the n-gram
 NUMPY_ONLY_FORMAT = 2  # new, so older readers refuse it (and fall back to the SavedModel) instead of opening "model": null
 FORMATS = (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT)
 MODEL_FILE = "classifier.tflite"
-SINGLE_FILE = "classifier_single.tflite"  # the same branch converted for one review a call: small requests pay for no padding rows
+SINGLE_FILE = "classifier_single.tflite"  # Keras-converted twins: the branch for one review a call (the plain loop's one model takes any rows)
+BATCH = 64  # reviews per call of a large input, for a model whose rows are free
+GROUP_SPREAD = 1.25  # a model of free rows runs a few reviews together when the longest is at most this times the shortest
 SINGLE_MAX = 32  # calls of at most this many reviews go one review at a time (when the twin has SINGLE_FILE)
 LENGTH_STEP = 16  # a single review is padded to a multiple of this many tokens: fewer re-planned lengths, the mask makes it exact
 VOCABULARY_FILE = "vocabulary.txt"
@@ -134,26 +136,27 @@ class BranchInterpreter:
             self._interpreter = Interpreter(model_path=str(model_path), num_threads=1)
             input_detail, output_detail = self._interpreter.get_input_details(), self._interpreter.get_output_details()
             shape = list(input_detail[0]["shape_signature"]) if len(input_detail) == 1 else []
-            if len(input_detail) != 1 or len(output_detail) != 1 or len(shape) != 2 or shape[0] < 1 or shape[1] != -1:
+            if len(input_detail) != 1 or len(output_detail) != 1 or len(shape) != 2 or shape[0] == 0 or shape[0] < -1 or shape[1] != -1:
                 raise ValueError(f"expected one input int32 [batch, time] and one output, got {input_detail} → {output_detail}")
-            self.rows = int(shape[0])  # rows per call: fixed when the model was converted
+            # Rows per call: fixed when Keras converted the model, None for any number (the plain loop).
+            self.rows = int(shape[0]) if shape[0] > 0 else None
             self._input, self._output = input_detail[0]["index"], output_detail[0]["index"]
-            self._length = 0
+            self._shape = (0, 0)
             with native_stderr_silenced():
-                self._resize(1)
+                self._resize(self.rows or 1, 1)
         except (ValueError, RuntimeError) as e:  # not a flatbuffer, truncated, wrong signature
             raise ModelError(f"cannot load LiteRT model {model_path}: {first_line(e)}") from e
 
-    def _resize(self, length: int) -> None:
-        """Give the input ``length`` steps (re-planning memory only when the length changes)."""
-        if length != self._length:
-            self._interpreter.resize_tensor_input(self._input, [self.rows, length])
+    def _resize(self, rows: int, length: int) -> None:
+        """Give the input ``rows`` × ``length`` (re-planning memory only when that changes)."""
+        if (rows, length) != self._shape:
+            self._interpreter.resize_tensor_input(self._input, [rows, length])
             self._interpreter.allocate_tensors()
-            self._length = length
+            self._shape = (rows, length)
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """Outputs float [rows] of token ids int32 [rows, time]."""
-        self._resize(ids.shape[1])
+        """Outputs float [rows] of token ids int32 [rows, time] (``self.rows`` rows when fixed)."""
+        self._resize(*ids.shape)
         self._interpreter.set_tensor(self._input, ids)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output).reshape(-1)
@@ -171,10 +174,11 @@ class LiteRTClassifier:
         if not litert_installed():
             raise SentimentError(f"the LiteRT engine needs the ai-edge-litert package: pip install {PACKAGE}")
         self._batched = BranchInterpreter(model_path)
-        self.batch = self._batched.rows
+        self.batch = self._batched.rows or BATCH
         if single_path is not None:
+            # Its own interpreter even when it is the same file: each keeps the plan of its usual shape.
             self._single = BranchInterpreter(single_path)
-            if self._single.rows != 1:
+            if self._single.rows not in (1, None):
                 raise ModelError(f"cannot load LiteRT model {single_path}: expected one row a call, not {self._single.rows}")
 
     def branch_outputs(self, token_ids: list[np.ndarray]) -> np.ndarray:
@@ -182,12 +186,15 @@ class LiteRTClassifier:
 
         A few reviews (at most ``SINGLE_MAX``) go one at a time through the single-review model, each padded
         with 0 to a multiple of ``LENGTH_STEP`` tokens; more go in length order, ``batch`` at a time, each batch
-        padded to its longest review and a short last batch filled with padding rows, whose outputs are dropped.
+        padded to its longest review (and, for a model of fixed rows, a short last batch filled with padding rows,
+        whose outputs are dropped).
         A review without tokens is all padding (one step), as in a SavedModel batch; the mask makes padding exact.
         """
         outputs = np.zeros(len(token_ids), np.float64)
         if self._batched is None:  # no recurrent branch: the wide logit is the whole logit
             return outputs
+        if self._single is not None and self._single.rows is None and len(token_ids) <= SINGLE_MAX:
+            return self.grouped_outputs(token_ids)
         if self._single is not None and len(token_ids) <= SINGLE_MAX:
             for i, ids in enumerate(token_ids):
                 row = np.zeros((1, -(-max(len(ids), 1) // LENGTH_STEP) * LENGTH_STEP), np.int32)
@@ -197,10 +204,30 @@ class LiteRTClassifier:
         order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         for start in range(0, len(order), self.batch):
             rows = order[start : start + self.batch]
-            batch = np.zeros((self.batch, max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
+            batch = np.zeros((self._batched.rows or len(rows), max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
             for row, i in enumerate(rows):
                 batch[row, : len(token_ids[i])] = token_ids[i]
             outputs[rows] = self._batched.run(batch)[: len(rows)]
+        return outputs
+
+    def grouped_outputs(self, token_ids: list[np.ndarray]) -> np.ndarray:
+        """Run a few reviews through a model of free rows: those of similar length together, float64 [n] in their order.
+
+        In length order, a group takes reviews up to ``GROUP_SPREAD`` times its shortest one's length, padded to a
+        multiple of ``LENGTH_STEP`` tokens: one call for what comes in together (a server's batch), with little padding.
+        """
+        outputs = np.zeros(len(token_ids), np.float64)
+        lengths = np.array([max(len(ids), 1) for ids in token_ids])
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            end = start + int(np.searchsorted(lengths[order[start:]], lengths[order[start]] * GROUP_SPREAD, side="right"))
+            rows = order[start:end]
+            batch = np.zeros((len(rows), -(-int(lengths[rows].max()) // LENGTH_STEP) * LENGTH_STEP), np.int32)
+            for row, i in enumerate(rows):
+                batch[row, : len(token_ids[i])] = token_ids[i]
+            outputs[rows] = self._single.run(batch)
+            start = end
         return outputs
 
     def probabilities(self, texts: list[str]) -> np.ndarray:

@@ -22,8 +22,9 @@ def test_export_carries_a_checked_litert_twin(run_dir, tmp_path):
 
     version = savedmodel.export_run(run_dir, tmp_path)
     manifest = json.loads((version / artifacts.LITERT_DIR / artifacts.LITERT_MANIFEST).read_text())
-    assert set(manifest["files"]) == {"classifier.tflite", "classifier_single.tflite", "vocabulary.txt"}
-    assert manifest["branch"] == litert_twin.PLAIN_LOOP  # an LSTM: rebuilt in plain TensorFlow, linear in the length
+    assert set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt"}
+    # An LSTM: rebuilt in plain TensorFlow, linear in the length, one model for any number of rows.
+    assert manifest["branch"] == litert_twin.PLAIN_LOOP and manifest["single"] == manifest["model"] == "classifier.tflite"
     assert manifest["check"]["reviews"] == litert_twin.PROBE_REVIEWS and manifest["check"]["max_abs_difference"] <= 1e-4
     assert not list((version / artifacts.LITERT_DIR).glob(".litert-*"))  # no staging dir left
     keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0).reshape(-1)

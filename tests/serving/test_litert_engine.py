@@ -180,9 +180,22 @@ def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
     after = digests(version_copy)
     unchanged = lambda k: not k.startswith("assets.extra/.litert-") and k != model_files.CHECKSUMS_FILE  # noqa: E731  (checksums: rewritten last)
     assert {k: v for k, v in after.items() if k in before and unchanged(k)} == {k: v for k, v in before.items() if unchanged(k)}
-    assert sorted(p.name for p in assets.iterdir()) == ["checksums.json", "classifier.tflite", "classifier_single.tflite", "litert.json", "metadata.json",
+    assert sorted(p.name for p in assets.iterdir()) == ["checksums.json", "classifier.tflite", "litert.json", "metadata.json",
                                                         "tf_serving_warmup_requests", "vocabulary.txt"]
     model_files.verify_files(version_copy)  # the new checksums cover the new files
+    assert_engines_agree(version_copy, REVIEWS)
+
+
+def test_add_litert_replaces_an_older_twin_whole(version_copy):
+    """A twin of two models (Keras' conversion: batched and single) is replaced by the one plain-loop model; the old file goes."""
+    assets = version_copy / artifacts.LITERT_DIR
+    shutil.copy(assets / "classifier.tflite", assets / "classifier_single.tflite")
+    single = {"classifier_single.tflite": model_files.file_digest(assets / "classifier_single.tflite")}
+    edit_manifest(version_copy, lambda m: {**m, "single": "classifier_single.tflite", "files": {**m["files"], **single}})
+    assert litert_engine.read_manifest(assets)["single"] == "classifier_single.tflite"
+    litert_twin.add_litert(version_copy)
+    assert not (assets / "classifier_single.tflite").exists()
+    model_files.verify_files(version_copy)
     assert_engines_agree(version_copy, REVIEWS)
 
 
