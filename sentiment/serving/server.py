@@ -94,6 +94,10 @@ def build(settings: Settings) -> Server:
     app = kserve.model_server.app
     add_routes(app, dataplane, repository)
     rest.create_application()  # KServe's middleware, V1/V2 routes, health, /metrics and error handlers
+    if not settings.access_log:
+        # KServe times every request (two getrusage calls and a formatted line) only to log it to kserve.trace, which
+        # is silent without --access-log: measured, 6% of the server's samples under 8 clients.
+        app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ != "TimingMiddleware"]
     app.add_exception_handler(InvalidInput, bad_request)
     app.add_exception_handler(ModelNotFound, not_found)
     app.add_exception_handler(Unavailable, unavailable)
