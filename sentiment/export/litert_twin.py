@@ -65,20 +65,20 @@ def convert_to_litert(model: keras.Model) -> bytes:
 PLAIN_LOOP, KERAS_LOOP = "plain_loop", "keras"  # how a twin's recurrent branch was converted (litert.json "branch")
 
 
-def convert_branch(classifier: keras.Model, config: Config, rows: int | None, path: Path) -> str:
-    """Write the recurrent branch on ``rows`` reviews as a LiteRT model at ``path``; return how it was converted.
+def convert_branch(classifier: keras.Model, config: Config, path: Path) -> str:
+    """Write the recurrent branch as a LiteRT model at ``path``; return how it was converted.
 
     The plain-TensorFlow rebuild (``plain_branch``: linear in the review's length, any number of rows) when the
-    branch is one it knows (LSTM, SimpleRNN); else, or if its conversion fails, Keras' own on ``rows`` (None: BATCH).
+    branch is one it knows (LSTM, SimpleRNN); else, or if its conversion fails, Keras' own on ``BATCH`` rows.
     """
     weights = plain_branch.branch_weights(classifier, config)
     if weights is not None:
         try:
-            path.write_bytes(plain_branch.convert_plain_branch(weights, None))
+            path.write_bytes(plain_branch.convert_plain_branch(weights))
             return PLAIN_LOOP
         except Exception as e:  # noqa: BLE001  (a converter that refuses it: Keras' conversion is slower but exact)
             log.warning("the recurrent branch converted by Keras instead (its plain rebuild failed: %s)", first_line(e))
-    path.write_bytes(convert_to_litert(litert_branch(classifier, config, rows or BATCH)))
+    path.write_bytes(convert_to_litert(litert_branch(classifier, config)))
     return KERAS_LOOP
 
 
@@ -104,9 +104,9 @@ def write_litert_files(
     recurrent = config.has_recurrent_part()
     single = litert_engine.MODEL_FILE  # the plain loop takes any number of rows: one model for one review and for batches
     if recurrent:
-        kind = convert_branch(classifier, config, None, directory / litert_engine.MODEL_FILE)
+        kind = convert_branch(classifier, config, directory / litert_engine.MODEL_FILE)
         if kind == KERAS_LOOP:  # Keras' conversion fixes the rows: BATCH for batches, and one more model for one review
-            convert_branch(classifier, config, 1, directory / litert_engine.SINGLE_FILE)
+            (directory / litert_engine.SINGLE_FILE).write_bytes(convert_to_litert(litert_branch(classifier, config, rows=1)))
             single = litert_engine.SINGLE_FILE
     save_vocabulary(vocabulary, directory / litert_engine.VOCABULARY_FILE)
     manifest = {
@@ -198,11 +198,14 @@ def add_litert_files(
 
 
 def listed_files(assets: Path) -> set[str]:
-    """Return the file names an existing LiteRT manifest lists (none if it is missing, unreadable or lists a file outside ``assets``)."""
+    """Return the twin's files an existing manifest names, damaged or not: only names a twin's files have (never an export's own)."""
     try:
-        return set(litert_engine.read_manifest(assets)["files"])  # read_manifest checks each is inside, there and whole
+        manifest = model_files.read_object(assets / LITERT_MANIFEST)
     except (ModelError, OSError):
         return set()
+    twin_files = {litert_engine.MODEL_FILE, litert_engine.SINGLE_FILE, litert_engine.VOCABULARY_FILE, litert_engine.NGRAM_VOCABULARY_FILE,
+                  litert_engine.NGRAM_INDEX_FILE, litert_engine.WIDE_FILE}
+    return {name for name in (manifest.get(key) for key in litert_engine.FILE_KEYS) if isinstance(name, str)} & twin_files
 
 
 def litert_versions() -> dict[str, str]:

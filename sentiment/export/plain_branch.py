@@ -66,7 +66,7 @@ def direction_weights(layer: keras.layers.Layer, backward: bool) -> Direction | 
         kind = "simple_rnn"
     else:
         return None
-    if layer.go_backwards != backward:  # a Bidirectional's backward layer reads backwards; a lone layer must not
+    if layer.go_backwards != backward or layer.stateful or layer.compute_dtype != "float32":  # a Bidirectional's backward layer reads backwards
         return None
     return Direction(kind, *(np.asarray(keras.ops.convert_to_numpy(w), np.float32) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)))
 
@@ -81,8 +81,11 @@ def branch_weights(classifier: keras.Model, config: Config) -> BranchWeights | N
     if isinstance(recurrent, keras.layers.Bidirectional) and recurrent.merge_mode != "concat":
         return None
     output = "deep_logit" if config.ngram_vocab_size else "probability"
-    dense = classifier.get_layer(output)
-    embeddings = np.asarray(keras.ops.convert_to_numpy(classifier.get_layer("embedding").embeddings), np.float32)
+    dense, embedding = classifier.get_layer(output), classifier.get_layer("embedding")
+    activation = keras.activations.sigmoid if output == "probability" else keras.activations.linear
+    if dense.activation is not activation or not embedding.mask_zero:  # what plain_branch computes: the mask of id 0, then this
+        return None
+    embeddings = np.asarray(keras.ops.convert_to_numpy(embedding.embeddings), np.float32)
     kernel, bias = (np.asarray(keras.ops.convert_to_numpy(w), np.float32) for w in (dense.kernel, dense.bias))
     return BranchWeights(embeddings, directions, config.readout, output, kernel, bias)
 
@@ -146,6 +149,7 @@ def plain_branch(weights: BranchWeights, rows: int | None = None) -> tuple[tf.Mo
     @tf.function(input_signature=[tf.TensorSpec([rows, None], tf.int32, name="token_ids")])
     def branch(token_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(token_ids, 0), tf.int32), axis=1)
+        # Padding (id 0) only at the end of a row, as the engine pads: lengths count the real tokens.
         mask = tf.gather(tf.constant([[0.0], [1.0]]), tf.minimum(token_ids, 1))  # [rows, time, 1], no reshape that would fix the time
         # The backward direction: each row's real tokens reversed in place, the padding left at the end.
         ids = [token_ids, tf.reverse_sequence(token_ids, lengths, seq_axis=1, batch_axis=0)][: len(weights.directions)]

@@ -32,7 +32,8 @@ with program_name_only():
     from kserve.protocol.rest.v1_endpoints import V1Endpoints
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
     from kserve.protocol.rest.v2_endpoints import V2Endpoints
+    from timing_asgi import TimingMiddleware  # KServe's per-request timing (its only output: a kserve.trace line)
 
 __all__ = ["kserve", "uvicorn", "FastAPI", "Request", "Response", "FileResponse", "HTMLResponse", "JSONResponse", "InferenceError",
            "InvalidInput", "ModelNotFound", "DataPlane", "InferOutput", "InferRequest", "InferResponse", "ModelRepositoryExtension",
-           "RESTServer", "V1Endpoints", "InferenceRequest", "V2Endpoints"]
+           "RESTServer", "V1Endpoints", "InferenceRequest", "V2Endpoints", "TimingMiddleware"]

@@ -2,9 +2,11 @@
 
 ``sentiment.export.savedmodel`` writes, beside the SavedModel in ``<version>/assets.extra/``:
 
-    classifier.tflite      the recurrent branch on token ids: int32 [batch, time] (any time; batch
-                           fixed at conversion, 1 in exports made before batching) →
-                           P(positive), or for a wide model its deep logit [batch, 1]; absent for the
+    classifier.tflite      the recurrent branch on token ids: int32 [batch, time] → P(positive), or for a
+                           wide model its deep logit [batch, 1]: any batch and time when rebuilt by
+                           ``export.plain_branch`` (LSTM, SimpleRNN); when Keras converted it, a batch
+                           fixed at conversion (1 in exports made before batching), with
+                           classifier_single.tflite beside it for one review; absent for the
                            n-gram-only model (``wide``), whose manifest has format 2 and "model": null
     vocabulary.txt         the token vocabulary (as ``preprocessing.save_vocabulary`` writes it)
     ngram_index.npz        wide models: the 1-2-gram vocabulary as word-integer arrays (fast_tokenizer.WordIds);
@@ -14,8 +16,7 @@
                            largest difference from the SavedModel measured at export; written last
 
 Reviews are tokenized by ``fast_tokenizer`` (the in-graph preprocessing, in Python), sorted by
-length and run in batches of the model's fixed batch size (a Keras LSTM converts to LiteRT
-builtins only with a fixed batch), each padded to its longest review, so little is padding; a
+length and run in batches, each padded to its longest review, so little is padding; a
 wide model's TF-IDF logit is computed here in NumPy. Only NumPy and ``ai_edge_litert`` load, so a
 process classifies one review in a fraction of the SavedModel's start-up time (the n-gram-only
 model needs only NumPy).
@@ -51,8 +52,9 @@ FORMATS = (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT)
 MODEL_FILE = "classifier.tflite"
 SINGLE_FILE = "classifier_single.tflite"  # Keras-converted twins: the branch for one review a call (the plain loop's one model takes any rows)
 BATCH = 64  # reviews per call of a large input, for a model whose rows are free
+BATCH_TOKENS = 64 * 256  # and at most this many padded tokens a call (measured: lstm/3, 64 rows of 800 tokens, 236 MB)
 GROUP_SPREAD = 1.25  # a model of free rows runs a few reviews together when the longest is at most this times the shortest
-SINGLE_MAX = 32  # calls of at most this many reviews go one review at a time (when the twin has SINGLE_FILE)
+SINGLE_MAX = 32  # calls of at most this many reviews: grouped by length (free rows), or one at a time (SINGLE_FILE)
 LENGTH_STEP = 16  # a single review is padded to a multiple of this many tokens: fewer re-planned lengths, the mask makes it exact
 VOCABULARY_FILE = "vocabulary.txt"
 NGRAM_VOCABULARY_FILE = "ngram_vocabulary.txt"  # wide models exported before NGRAM_INDEX_FILE
@@ -125,7 +127,7 @@ def check_ids(words: fast_tokenizer.WordIds, vocabulary_size: int, ngram_count: 
 
 
 class BranchInterpreter:
-    """One converted recurrent branch: token ids int32 [rows, time] → one output per row, the input re-planned only when its length changes."""
+    """One converted recurrent branch: token ids int32 [rows, time] → one output per row, the input re-planned only when its shape changes."""
 
     def __init__(self, model_path: Path):
         from ai_edge_litert.interpreter import Interpreter
@@ -184,10 +186,11 @@ class LiteRTClassifier:
     def branch_outputs(self, token_ids: list[np.ndarray]) -> np.ndarray:
         """Run the recurrent branch on reviews' token ids: float64 [n], in their order.
 
-        A few reviews (at most ``SINGLE_MAX``) go one at a time through the single-review model, each padded
-        with 0 to a multiple of ``LENGTH_STEP`` tokens; more go in length order, ``batch`` at a time, each batch
-        padded to its longest review (and, for a model of fixed rows, a short last batch filled with padding rows,
-        whose outputs are dropped).
+        A few reviews (at most ``SINGLE_MAX``): with a model of free rows, those of similar length together
+        (``grouped_outputs``); with Keras' fixed-row twin, one at a time through its single-review model, each padded
+        with 0 to a multiple of ``LENGTH_STEP`` tokens. More go in length order, ``batch`` at a time (free rows: and
+        at most ``BATCH_TOKENS`` padded tokens), each batch padded to its longest review (fixed rows: a short last
+        batch filled with padding rows, whose outputs are dropped).
         A review without tokens is all padding (one step), as in a SavedModel batch; the mask makes padding exact.
         """
         outputs = np.zeros(len(token_ids), np.float64)
@@ -201,9 +204,15 @@ class LiteRTClassifier:
                 row[0, : len(ids)] = ids
                 outputs[i] = self._single.run(row)[0]
             return outputs
-        order = np.argsort([len(ids) for ids in token_ids], kind="stable")
-        for start in range(0, len(order), self.batch):
+        lengths = np.array([max(len(ids), 1) for ids in token_ids])
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
             rows = order[start : start + self.batch]
+            if self._batched.rows is None:  # free rows: at most BATCH_TOKENS padded tokens a call (the loop's input products are held whole)
+                while len(rows) > 1 and len(rows) * lengths[rows[-1]] > BATCH_TOKENS:
+                    rows = rows[: max(1, BATCH_TOKENS // int(lengths[rows[-1]]))]
+            start += len(rows)
             batch = np.zeros((self._batched.rows or len(rows), max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
             for row, i in enumerate(rows):
                 batch[row, : len(token_ids[i])] = token_ids[i]

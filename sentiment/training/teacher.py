@@ -25,7 +25,7 @@ from sentiment.config import Config, is_run_path
 from sentiment.data import preprocessing, unlabelled
 from sentiment.data.sources import Split
 from sentiment.errors import ConfigError, DataError
-from sentiment.evaluation import anchors, metrics
+from sentiment.evaluation import anchors, calibration, metrics
 from sentiment.rundir import RunDir
 
 Scorer = Callable[[list[str]], np.ndarray]
@@ -90,14 +90,18 @@ def run_teacher(path: Path, training: set[str], validation: set[str], test: list
     except (OSError, DataError) as e:
         raise ConfigError(f"--teacher {path}: cannot read the reviews it was trained on ({teacher_config.data}) to check it saw none of this "
                           f"run's held-out reviews: {e}") from e
+    if not all(isinstance(getattr(s, "texts", None), list) for s in (splits.train, splits.validation)):
+        raise ConfigError(f"--teacher {path} streamed its reviews: a teacher's reviews are checked in memory (train it with --stream off)")
     trained, chosen_on = set(splits.train.texts), set(splits.validation.texts)
-    # What this run does not already use the same way: IMDB repeats some reviews, and a test review that is also
-    # one of this run's training (or validation) reviews is no news from the teacher.
+    if teacher_config.refit:  # --refit trained its final model on the validation reviews too
+        trained |= chosen_on
+    # What this run does not already use the same way: IMDB repeats some reviews, and a held-out review that is
+    # also one of this run's training reviews is no news from the teacher (``test`` holds no validation review).
     seen = sum(t in trained and t not in training for t in validation)
-    seen += sum(t not in training and (t in trained or (t in chosen_on and t not in validation)) for t in test)
+    seen += sum(t not in training and (t in trained or t in chosen_on) for t in test)
     if seen:
         raise ConfigError(f"--teacher {path} trained or chose its settings on {seen} of this run's validation and test reviews: "
                           "give a teacher trained on the same split (the same --data, --split-seed and fractions)")
-    temperature = json.loads(run.metrics.read_text(encoding="utf-8")).get("calibration", {}).get("temperature", 1.0)
+    temperature = calibration.carried(json.loads(run.metrics.read_text(encoding="utf-8")), str(run.metrics))["temperature"]
     log.info("teacher: the model of %s (temperature %.3f)", path, temperature)
     return scoring.model_scorer(models.load_model(run.model), temperature)

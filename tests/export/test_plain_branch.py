@@ -69,3 +69,16 @@ def test_the_plain_branch_gives_the_keras_branch_output(model, overrides, kind):
 def test_a_gru_is_left_to_keras_conversion():
     config = make_config("gru", vocab_size=50, max_len=40, embedding_dim=4, units=4)
     assert plain_branch.branch_weights(models.build_model(config), config) is None
+
+
+def test_what_the_rebuild_does_not_reproduce_is_left_to_keras():
+    """A stateful layer, or an embedding that masks nothing, computes what the rebuilt loop does not."""
+    import keras
+
+    config = make_config("lstm", vocab_size=50, max_len=40, embedding_dim=4, units=4)
+    classifier = models.build_model(config)
+    assert plain_branch.branch_weights(classifier, config) is not None
+    classifier.get_layer("embedding").mask_zero = False
+    assert plain_branch.branch_weights(classifier, config) is None
+    stateful = keras.layers.LSTM(4, stateful=True)
+    assert plain_branch.direction_weights(stateful, backward=False) is None

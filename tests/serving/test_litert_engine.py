@@ -133,6 +133,21 @@ def test_the_fast_engine_gives_the_savedmodel_output_for_calls_of_any_size(saved
         np.testing.assert_allclose(predictor.probabilities(reviews[:n]), expected[:n], atol=1e-5, rtol=0)
 
 
+def test_a_token_budget_splits_batches_and_changes_no_output(saved_model, monkeypatch):
+    """Long reviews go fewer to a call (the loop holds a batch's input products whole): the same numbers, in order."""
+    from conftest import make_reviews
+
+    classifier = litert_engine.load_classifier(saved_model / "lstm" / "1" / artifacts.LITERT_DIR)
+    token_ids = [classifier.tokenizer.encode(r).token_ids for r, _ in make_reviews(100, seed=3)]
+    whole = classifier.branch_outputs(token_ids)
+    calls = []
+    run = classifier._batched.run
+    monkeypatch.setattr(classifier._batched, "run", lambda ids: calls.append(ids.shape) or run(ids))
+    monkeypatch.setattr(litert_engine, "BATCH_TOKENS", 40)
+    np.testing.assert_allclose(classifier.branch_outputs(token_ids), whole, atol=1e-6)
+    assert len(calls) > 2 and all(rows == 1 or rows * width <= 40 for rows, width in calls)
+
+
 def test_worker_processes_give_what_one_process_gives(saved_model):
     """Large calls are shared between forked workers; the answers, in order, do not change, and close() stops them."""
     from conftest import make_reviews

@@ -107,3 +107,12 @@ def test_a_teacher_trained_on_another_split_is_refused(tiny_config, tmp_path):
     with pytest.raises(ModelError, match="not a finished run"):
         teacher.with_teacher_labels(tiny_config("lstm", teacher=str(tmp_path / "none"), unlabelled=config.unlabelled),
                                     splits.train, splits.validation, [])
+
+
+def test_a_teacher_refitted_on_the_validation_reviews_is_refused(tiny_config, tmp_path):
+    """--refit trains the final model on the validation reviews too: on the same split, it has seen this run's validation reviews."""
+    first = experiment.run(tiny_config("lstm", epochs=1, refit=True), tmp_path / "first")
+    config = tiny_config("lstm", teacher=str(first), unlabelled=unlabelled_file(tmp_path, ["a fine film"]))
+    splits = preprocessing.load_clean_splits(config)
+    with pytest.raises(ConfigError, match="trained or chose its settings on"):
+        teacher.with_teacher_labels(config, splits.train, splits.validation, splits.validation.texts + splits.test.texts)
