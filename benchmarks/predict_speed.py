@@ -40,11 +40,17 @@ sys.path.insert(0, str(ROOT))  # the TensorFlow-free tokenizer, to count tokens;
 ONE_REVIEW = "This movie was wonderful, I loved every minute of it"
 
 
+def user_environment() -> dict[str, str]:
+    """This environment as Python runs by default: bytecode cached (a machine setting PYTHONDONTWRITEBYTECODE makes
+    every run compile the project's modules again, ~26 ms of a one-review predict.py measured here)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_process(argv: list[str]) -> tuple[float, float]:
-    """Run a command from the project root; return (wall seconds, peak RSS in MB). Raise if it fails."""
+    """Run a command from the project root as a user would (``user_environment``); return (wall seconds, peak RSS in MB). Raise if it fails."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=user_environment())
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
