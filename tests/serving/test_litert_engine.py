@@ -74,7 +74,7 @@ def test_wide_lstm_litert_matches_savedmodel_and_can_be_added_later(tiny_config,
     version = savedmodel.export_run(experiment.run(config, tmp_path / "run", verbose=0), tmp_path / "models")
     assets = version / artifacts.LITERT_DIR
     manifest = json.loads((assets / artifacts.LITERT_MANIFEST).read_text())
-    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "classifier_single.tflite", "vocabulary.txt", "ngram_index.npz", "wide.npz"}
+    assert manifest["output"] == "deep_logit" and set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt", "ngram_index.npz", "wide.npz"}
     reviews = REVIEWS + ["great great great film", "the film the film the film was great and the plot was awful"]
     assert_engines_agree(version, reviews)
 
