@@ -3,7 +3,7 @@
     >>> import sentiment
     >>> clf = sentiment.load()                      # the default model of saved_models/ (or a name, name/version, a path)
     >>> clf.predict(["This movie was wonderful", "Worst film I have ever seen"])
-    [{'label': 'positive', 'probability': 0.93...}, {'label': 'negative', 'probability': 0.00...}]
+    [{'label': 'positive', 'probability': 0.98...}, {'label': 'negative', 'probability': 0.00...}]
     >>> clf.explain(["Not good at all, though the cast tries"], k=2)[0]["reasons"]["negative"]
 
 ``probability`` is the model's calibrated P(positive); ``label`` is ``positive`` at or above the

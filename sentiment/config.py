@@ -201,7 +201,7 @@ class Config:
         return cls.from_dict(values)
 
 
-# The model train.py trains and predict.py loads when none is named: the most accurate shipped one (docs/results.md).
+# The model train.py trains (its preset, v5) and predict.py loads (its newest version, v7) when none is named (docs/results.md).
 DEFAULT_MODEL = "wide_lstm"
 
 # Measured per-model defaults (see README): a --config file and flags win over these. Every model of
