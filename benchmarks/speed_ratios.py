@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="pairs of whole-process runs (default: 7)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each server run (default: 15)")
     parser.add_argument("--also", help="another model whose batch time is printed as a ratio to --model's (e.g. lstm)")
+    parser.add_argument("--server-workers", type=int, default=1, help="serve.py --workers for the server figures (default: 1)")
     args = parser.parse_args()
     model = exports.resolve_model(args.model, args.models_dir)
     if args.reviews_file:
@@ -93,7 +94,7 @@ def main() -> None:
     for n in (1, 8, 64):
         print(f"engine in process, {n:>2} review(s): {engine_ms(model, ordered, n):7.2f} ms")
 
-    proc, port = start_server(args.models_dir, "on")
+    proc, port = start_server(args.models_dir, "on", "--workers", str(args.server_workers))
     try:
         for clients in (1, 8, 32):
             result = load(port, reviews, clients, args.seconds)

@@ -25,11 +25,14 @@ head must arrive whole within --head-seconds (else the connection is closed), a 
 """
 
 import argparse
+import socket
 import sys
 from pathlib import Path
+from typing import Callable
 
 from sentiment import cli
 from sentiment.config import DEFAULT_MODEL
+from sentiment.errors import SentimentError
 
 BATCHING = {"on": True, "off": False}
 
@@ -57,6 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batching", choices=BATCHING, default="on", help="score reviews of concurrent requests together (default: on)")
     parser.add_argument("--poll-seconds", type=cli.number_between(0, 86_400), default=2.0, help="how often --models-dir is read for new versions (default: 2; 0: never)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
+    parser.add_argument("--workers", type=cli.int_between(1, 64), default=1,
+                        help="serving processes on the one port, each with its own copy of the models: one per core serves the most (default: 1)")
     return parser.parse_args(argv)
 
 
@@ -73,11 +78,25 @@ def main(argv: list[str]) -> int:
                                batching=BATCHING[args.batching], poll_seconds=args.poll_seconds, access_log=args.access_log,
                                head_seconds=args.head_seconds, body_seconds=args.body_seconds, max_connections=args.max_connections)
     sock = server.open_socket(args.host, args.port)
-    built = server.build(settings)
     host, port = sock.getsockname()[:2]
-    print(f"serving {settings.models_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    built.run(sock)
-    return 0
+    if args.workers == 1:
+        built = server.build(settings)
+        print(f"serving {settings.models_dir} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+        built.run(sock)
+        return 0
+    from sentiment.serving import processes
+
+    def serve(sock: socket.socket, ready: Callable[[], None]) -> None:
+        built = server.build(settings)
+        ready()
+        built.run(sock)
+
+    children, error = processes.serve_in_children(sock, args.workers, serve)
+    if error:
+        processes.stop_children(children)
+        raise SentimentError(error)
+    print(f"serving {settings.models_dir} on http://{host}:{port}/ with {args.workers} processes (Ctrl-C stops)", flush=True)
+    return processes.wait_for_children(children)
 
 
 def run() -> int:

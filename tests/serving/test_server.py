@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import http.client
 import json
+import os
 import shutil
 import signal
 import socket
@@ -356,10 +357,32 @@ def test_sigterm_stops_the_server_within_seconds(live):
     assert "Traceback" not in proc.stderr.read()
 
 
+def test_several_processes_serve_one_port_and_stop_together(models_dir):
+    """--workers 2: two processes answer on the port (each request gets the one-process answer); SIGTERM stops both, exit 0."""
+    proc, url = start_server(models_dir, "--workers", "2")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: request(url, "POST", "/v1/models/lstm:predict", {"instances": [f"a fine film {i}", "awful"]}),
+                                    range(40)))
+        assert all(status == 200 and len(body["predictions"]) == 2 for status, body in replies)
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in children)
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
 def test_serve_py_refuses_a_models_dir_without_models_in_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--port", "0", "--models-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no servable model in")
+    result = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--port", "0", "--workers", "2", "--models-dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # the serving processes' error, reported once by the parent
     assert result.stderr.strip().splitlines()[-1].startswith("error: no servable model in")
 
 
