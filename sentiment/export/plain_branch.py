@@ -50,11 +50,6 @@ class BranchWeights:
     output_kernel: np.ndarray  # float32 [features, 1]
     output_bias: np.ndarray  # float32 [1]
 
-    @property
-    def units(self) -> int:
-        """The recurrent state's width."""
-        return self.directions[0].recurrent_kernel.shape[0]
-
 
 def direction_weights(layer: keras.layers.Layer, backward: bool) -> Direction | None:
     """Return an LSTM or SimpleRNN layer's weights, or None for a cell this module does not rebuild (GRU, other activations)."""

@@ -29,7 +29,7 @@ import importlib.util
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -48,7 +48,6 @@ ENGINE = "litert"
 PACKAGE = "ai-edge-litert==2.3.0"  # as pinned in requirements.txt
 MANIFEST_FORMAT = 1  # a twin with a LiteRT model; NUMPY_ONLY_FORMAT: the n-gram-only model's, tokenizer and NumPy alone
 NUMPY_ONLY_FORMAT = 2  # new, so older readers refuse it (and fall back to the SavedModel) instead of opening "model": null
-FORMATS = (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT)
 MODEL_FILE = "classifier.tflite"
 SINGLE_FILE = "classifier_single.tflite"  # Keras-converted twins: the branch for one review a call (the plain loop's one model takes any rows)
 BATCH = 64  # reviews per call of a large input, for a model whose rows are free
@@ -200,9 +199,7 @@ class LiteRTClassifier:
             return self.grouped_outputs(token_ids)
         if self._single is not None and len(token_ids) <= SINGLE_MAX:
             for i, ids in enumerate(token_ids):
-                row = np.zeros((1, -(-max(len(ids), 1) // LENGTH_STEP) * LENGTH_STEP), np.int32)
-                row[0, : len(ids)] = ids
-                outputs[i] = self._single.run(row)[0]
+                outputs[i] = self._single.run(padded(token_ids, [i], 1, step_multiple(len(ids))))[0]
             return outputs
         lengths = np.array([max(len(ids), 1) for ids in token_ids])
         order = np.argsort(lengths, kind="stable")
@@ -213,9 +210,7 @@ class LiteRTClassifier:
                 while len(rows) > 1 and len(rows) * lengths[rows[-1]] > BATCH_TOKENS:
                     rows = rows[: max(1, BATCH_TOKENS // int(lengths[rows[-1]]))]
             start += len(rows)
-            batch = np.zeros((self._batched.rows or len(rows), max(max(len(token_ids[i]) for i in rows), 1)), np.int32)
-            for row, i in enumerate(rows):
-                batch[row, : len(token_ids[i])] = token_ids[i]
+            batch = padded(token_ids, rows, self._batched.rows or len(rows), int(lengths[rows[-1]]))
             outputs[rows] = self._batched.run(batch)[: len(rows)]
         return outputs
 
@@ -232,10 +227,7 @@ class LiteRTClassifier:
         while start < len(order):
             end = start + int(np.searchsorted(lengths[order[start:]], lengths[order[start]] * GROUP_SPREAD, side="right"))
             rows = order[start:end]
-            batch = np.zeros((len(rows), -(-int(lengths[rows].max()) // LENGTH_STEP) * LENGTH_STEP), np.int32)
-            for row, i in enumerate(rows):
-                batch[row, : len(token_ids[i])] = token_ids[i]
-            outputs[rows] = self._single.run(batch)
+            outputs[rows] = self._single.run(padded(token_ids, rows, len(rows), step_multiple(int(lengths[rows[-1]]))))
             start = end
         return outputs
 
@@ -249,12 +241,25 @@ class LiteRTClassifier:
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
+def step_multiple(length: int) -> int:
+    """``length`` (at least 1) rounded up to a multiple of LENGTH_STEP: fewer input shapes to plan for."""
+    return -(-max(length, 1) // LENGTH_STEP) * LENGTH_STEP
+
+
+def padded(token_ids: list[np.ndarray], rows: Sequence[int], height: int, width: int) -> np.ndarray:
+    """Token ids int32 [height, width]: the reviews ``rows`` in order, each padded with 0 at its end; rows past them all padding."""
+    batch = np.zeros((height, width), np.int32)
+    for row, i in enumerate(rows):
+        batch[row, : len(token_ids[i])] = token_ids[i]
+    return batch
+
+
 def read_manifest(directory: Path) -> dict:
     """Read ``litert.json`` of an ``assets.extra`` dir, check its fields, and check every file it lists is inside the dir, there and whole."""
     path = directory / LITERT_MANIFEST
     manifest = model_files.read_object(path)
-    if manifest.get("format") not in FORMATS:
-        raise ModelError(f"{path} is not a LiteRT manifest of format {', '.join(map(str, FORMATS))}")
+    if manifest.get("format") not in (MANIFEST_FORMAT, NUMPY_ONLY_FORMAT):
+        raise ModelError(f"{path} is not a LiteRT manifest of format {MANIFEST_FORMAT} or {NUMPY_ONLY_FORMAT}")
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelError(f"{path}: \"files\" must be a JSON object of file names and checksums, not {type(files).__name__}")

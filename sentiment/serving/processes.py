@@ -63,15 +63,8 @@ def read_line(fd: int) -> str:
 def wait_for_children(children: list[int]) -> int:
     """Forward SIGTERM and SIGINT to the children until all have exited; return the worst exit code."""
 
-    def forward(number: int, frame: object) -> None:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, lambda number, frame: terminate(children))
+    signal.signal(signal.SIGINT, lambda number, frame: terminate(children))
     codes = []
     for pid in children:
         while True:
@@ -85,10 +78,15 @@ def wait_for_children(children: list[int]) -> int:
 
 def stop_children(children: list[int]) -> None:
     """Stop children whose siblings failed to load, and reap them."""
+    terminate(children)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def terminate(children: list[int]) -> None:
+    """Send SIGTERM to each child still there (each stops gracefully, as one server does)."""
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    for pid in children:
-        os.waitpid(pid, 0)

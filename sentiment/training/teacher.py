@@ -13,7 +13,6 @@ it is not part of the model. Validation and test reviews keep their gold labels 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from sentiment import artifacts
 from sentiment.config import Config, is_run_path
 from sentiment.data import preprocessing, unlabelled
 from sentiment.data.sources import Split
@@ -84,7 +84,7 @@ def run_teacher(path: Path, training: set[str], validation: set[str], test: list
 
     run = RunDir(path)
     run.require_finished()
-    teacher_config = Config.load(run.config)
+    teacher_config = run.load_config()
     try:
         splits = preprocessing.load_clean_splits(teacher_config)
     except (OSError, DataError) as e:
@@ -102,6 +102,6 @@ def run_teacher(path: Path, training: set[str], validation: set[str], test: list
     if seen:
         raise ConfigError(f"--teacher {path} trained or chose its settings on {seen} of this run's validation and test reviews: "
                           "give a teacher trained on the same split (the same --data, --split-seed and fractions)")
-    temperature = calibration.carried(json.loads(run.metrics.read_text(encoding="utf-8")), str(run.metrics))["temperature"]
+    temperature = calibration.carried(artifacts.read_json(run.metrics), str(run.metrics))["temperature"]
     log.info("teacher: the model of %s (temperature %.3f)", path, temperature)
     return scoring.model_scorer(models.load_model(run.model), temperature)
