@@ -78,6 +78,7 @@ class Config:
     pretrain_dropout: float = _field(0.1, "dropout on the language model's word vectors and states (the classifier's heavier dropout starves next-word prediction)")
     word_vector_epochs: int = _field(0, "skip-gram word vectors (gensim) learned for this many epochs from the pretraining text (training + unlabelled reviews, never validation or test) start the embedding (0 = random start; sentiment.training.word_vectors)")
     teacher: str = _field("", "an anchor (nbsvm_bi, tfidf_logreg or fasttext) fitted on the training reviews, or a finished run's model (its folder, e.g. runs/wide_lstm_v7-s42: trained on the same split), labels the unlabelled reviews (the source's own and --unlabelled's, never validation or test) with its probabilities, and the classifier trains on those soft labels too: distillation; the model stays as it is ('' = none; sentiment.training.teacher)")
+    adversarial: float = _field(0.0, "adversarial training on the word vectors (Miyato et al. 2017): every batch is also trained with each review's vectors moved, in the direction that raises its loss most, by this fraction of their norm (0 = off, e.g. 0.02; about twice the training time; sentiment.training.adversarial)")
     pretrain_dir: str = _field("pretrained", "where pretrained encoders are kept, one folder per content hash of their text and settings; later runs reuse them")
     batch_size: int = _field(64, "reviews per batch")
     epochs: int = _field(10, "upper bound; early stopping usually ends sooner")
@@ -129,6 +130,9 @@ class Config:
              "joint unless the model has both a recurrent and an n-gram branch"),
             ("teacher", self.teacher in TEACHER_CHOICES or is_run_path(self.teacher),
              "'' (none), " + ", ".join(TEACHER_CHOICES[1:]) + " or a finished run's folder (a path with a /)"),
+            ("adversarial", 0 <= self.adversarial <= 1, "in [0, 1]"),
+            ("adversarial", self.adversarial == 0 or self.has_recurrent_part(), f"0 for model {WIDE_ONLY} (it has no word vectors to perturb)"),
+            ("adversarial", self.adversarial == 0 or self.distribute != "multi_worker", "0 with --distribute multi_worker (its own training step has no adversarial pass)"),
             ("pretrain_transfer", self.pretrain_transfer in TRANSFER_CHOICES, " or ".join(TRANSFER_CHOICES)),
             ("stream_sample", self.stream_sample >= 1, "at least 1"),
             ("embedding_dim", self.embedding_dim >= 1, "at least 1"),

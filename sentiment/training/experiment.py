@@ -24,7 +24,7 @@ from sentiment.data.sources import Source, Split, Splits
 from sentiment.errors import ClusterError, ConfigError, DataError, first_line
 from sentiment.evaluation import calibration, metrics, report, scoring
 from sentiment.rundir import RunDir
-from sentiment.training import distribute, fitting, pretraining, stacking, teacher, word_vectors
+from sentiment.training import adversarial, distribute, fitting, pretraining, stacking, teacher, word_vectors
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +283,13 @@ def build_classifier(config: Config, ngram_idf: np.ndarray | None, encoder: dict
 
 
 def fitted_model(classifier: keras.Model, config: Config) -> keras.Model:
-    """Return the model training fits: the classifier, or with stacked branches a model of its branches' own outputs (same layers)."""
+    """Return the model training fits, sharing the classifier's layers: the classifier itself, or with stacked branches a model of
+    the branches' own outputs; wrapped to train on adversarially perturbed word vectors too with ``--adversarial``."""
     if config.branches != "stacked":
-        return classifier
+        return models.compile_model(adversarial.wrap(classifier, config.adversarial), config) if config.adversarial else classifier
     trainer = stacking.branch_trainer(classifier)
+    if config.adversarial:
+        trainer = adversarial.wrap(trainer, config.adversarial)
     # Named for what it measures: the two branches' mean accuracy, each alone (the stacked model's comes after training).
     trainer.compile(optimizer=classifier.optimizer, loss=stacking.branch_loss,
                     metrics=[keras.metrics.MeanMetricWrapper(stacking.branch_accuracy, name=stacking.BRANCH_ACCURACY)], jit_compile=False)
@@ -313,7 +316,7 @@ def refit_on_all_labelled(
     log.info("refitting on %d train + validation reviews for %d epoch(s)", len(labelled), epochs)
     shuffle_epoch = batching.epoch_variable()
     train_ds = batching.make_train_dataset(labelled, preprocessor, config, shuffle_epoch, fixed_shapes=models.use_xla(config))
-    history = fitting.refit(classifier, train_ds, config, run, epochs, shuffle_epoch, verbose)
+    history = fitting.refit(fitted_model(classifier, config), train_ds, config, run, epochs, shuffle_epoch, verbose)
     return {
         "epochs": epochs,
         "reviews": len(labelled),
