@@ -10,10 +10,13 @@ Prints, for one exported model:
 * the engine in process (LiteRT, one process): one review of median length, 8 and 64 reviews (median ms);
 * the server (serve.py, batching on): 1, 8 and 32 clients each sending one review per request for --seconds:
   reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s;
-* with --also MODEL: predict.py on the same file with MODEL, paired run by run with --model (the ratio of their times).
+* with --also MODEL: predict.py on the same file with MODEL, paired run by run with --model (the ratio of their times);
+* the floor of the batch ratio: the recurrent branch's own arithmetic for the --reviews reviews (tokenized first, in
+  process, one thread), shared by every core, as a ratio to ``import numpy``: no engine can score them faster exactly.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -48,6 +51,19 @@ def engine_ms(model: Path, reviews: list[str], n: int, repeats: int = 30) -> flo
         predictor.probabilities(texts)
         times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
+
+
+def branch_seconds(model: Path, reviews: list[str]) -> float:
+    """Seconds of the LiteRT recurrent branch alone on every review (tokenized beforehand; one process, one thread, best of 3)."""
+    classifier = litert_engine.LiteRTPredictor(model, workers=1).classifier
+    token_ids = [classifier.tokenizer.encode(text).token_ids for text in reviews]
+    classifier.branch_outputs(token_ids[:64])
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        classifier.branch_outputs(token_ids)
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def main() -> None:
@@ -89,6 +105,10 @@ def main() -> None:
           f"{batch_rate:,.0f} reviews/s")
     if args.also:
         print(f"predict.py --model {args.also}, {len(reviews):,} reviews: {also_time:.2f} s = {also_ratio:.2f}x this model's time (paired)")
+
+    branch, cores = branch_seconds(model, reviews), len(os.sched_getaffinity(0))
+    print(f"floor: the recurrent branch alone, {len(reviews):,} reviews: {branch:.2f} s on one core = {branch / cores:.2f} s on {cores} "
+          f"= {branch / cores / numpy_many:.1f}x import numpy (predict.py's batch ratio cannot be lower without changing the arithmetic)")
 
     ordered = [typical] + [r for r in reviews if r is not typical]
     for n in (1, 8, 64):

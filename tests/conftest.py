@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the entry-point scripts (train.py, ...) are imported by tests
+# Remembered file digests (sentiment.serving.model_files) go to a folder of this session, not the user's ~/.cache.
+os.environ["SENTIMENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="sentiment-test-cache-")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import re
 from pathlib import Path
 
 import numpy as np
-
-from sentiment.data import unicode_tables
 
 PAD, OOV = 0, 1  # ids of padding and out-of-vocabulary tokens, as TextVectorization numbers them
 SPACE = "\t\n\f\r "  # RE2's \s
@@ -81,28 +80,40 @@ class _WordTable(dict):
     """str.translate table: letters, numbers and KEPT_ASCII stay, every other character becomes a space."""
 
     def __missing__(self, code: int) -> int | str:
-        self[code] = code if chr(code) in KEPT_ASCII or _LETTERS_AND_NUMBERS[chr(code)] else " "
+        char = chr(code)
+        # ASCII letters and digits are RE2's \p{L}/\p{N} there (tests/data/test_fast_tokenizer.py): no table needed.
+        kept = char in KEPT_ASCII or (char.isalnum() if code < 128 else unicode_table("letters_and_numbers")[char])
+        self[code] = code if kept else " "
         return self[code]
 
 
-_LETTERS_AND_NUMBERS = _RangeSet(unicode_tables.WORD_RANGES)
-_CASE_IGNORABLE = _RangeSet(unicode_tables.CASE_IGNORABLE_RANGES)
-_CASED = _RangeSet(unicode_tables.CASED_RANGES)
-_LOWER = _LowerTable(parse_lower_runs(unicode_tables.LOWER_RUNS, unicode_tables.LOWER_SPECIAL))
+@functools.cache
+def unicode_table(name: str) -> dict:
+    """Return one of the Unicode tables, built the first time a review needs it (most reviews are ASCII: a one-review process skips them)."""
+    from sentiment.data import unicode_tables  # ~10 ms of constants to load
+
+    if name == "lower":
+        return _LowerTable(parse_lower_runs(unicode_tables.LOWER_RUNS, unicode_tables.LOWER_SPECIAL))
+    ranges = {"letters_and_numbers": unicode_tables.WORD_RANGES, "case_ignorable": unicode_tables.CASE_IGNORABLE_RANGES,
+              "cased": unicode_tables.CASED_RANGES}
+    return _RangeSet(ranges[name])
+
+
 _WORDS = _WordTable()
 
 
 def is_final_sigma(text: str, i: int) -> bool:
     """Return True if the Σ at ``text[i]`` ends a word: ICU's Final_Sigma rule, with ICU's character classes."""
+    ignorable, cased = unicode_table("case_ignorable"), unicode_table("cased")
     before = i - 1
-    while before >= 0 and _CASE_IGNORABLE[text[before]]:
+    while before >= 0 and ignorable[text[before]]:
         before -= 1
-    if before < 0 or not _CASED[text[before]]:
+    if before < 0 or not cased[text[before]]:
         return False
     after = i + 1
-    while after < len(text) and _CASE_IGNORABLE[text[after]]:
+    while after < len(text) and ignorable[text[after]]:
         after += 1
-    return after == len(text) or not _CASED[text[after]]
+    return after == len(text) or not cased[text[after]]
 
 
 def lower(text: str) -> str:
@@ -110,14 +121,15 @@ def lower(text: str) -> str:
     text = text.partition("\x00")[0]
     if text.isascii():
         return text.lower()
+    table = unicode_table("lower")
     if "Σ" not in text:
-        return text.translate(_LOWER)
+        return text.translate(table)
     parts, out, position = text.split("Σ"), [], 0  # Σ is the one mapping that depends on its neighbours
     for part in parts[:-1]:
         position += len(part)
-        out += [part.translate(_LOWER), "ς" if is_final_sigma(text, position) else "σ"]
+        out += [part.translate(table), "ς" if is_final_sigma(text, position) else "σ"]
         position += 1
-    return "".join(out) + parts[-1].translate(_LOWER)
+    return "".join(out) + parts[-1].translate(table)
 
 
 def standardize(text: str) -> str:
@@ -274,8 +286,8 @@ class Tokenizer:
     def __init__(self, vocabulary: list[str], max_len: int, truncate: str, ngram_vocabulary: list[str] | None = None,
                  words: WordIds | None = None):
         """``words``: a wide model's stored index; else one is built from ``ngram_vocabulary`` (~0.2 s for 200,000 n-grams)."""
-        self.index = make_index(vocabulary)
         self.words = words if words is not None or ngram_vocabulary is None else WordIds.build(vocabulary, ngram_vocabulary)
+        self.index = make_index(vocabulary) if self.words is None else None  # with the words' index, token ids come from it
         self.max_len, self.truncate = max_len, truncate
 
     def encode(self, text: str) -> Encoded:

@@ -268,7 +268,7 @@ def read_manifest(directory: Path) -> dict:
         file = model_files.inside(directory, name, f"a file {LITERT_MANIFEST} lists")
         if not file.is_file():
             raise ModelError(f"{file} is missing")
-        if model_files.file_digest(file) != expected:
+        if model_files.remembered_digest(file) != expected:
             raise ModelError(f"{file} is damaged (its size or checksum differs from {LITERT_MANIFEST})")
     return manifest
 

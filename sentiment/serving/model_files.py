@@ -1,25 +1,30 @@
 """Reading a model folder that may come from a stranger: paths kept inside it, sizes bounded, every file's checksum verified.
 
 Every export carries ``assets.extra/checksums.json`` (``CHECKSUMS_FILE``), written last: the size and
-SHA-256 of each of its files. A loader verifies the files it reads against it (each file once per
-process, remembered by its size, modification time and inode), so a damaged or edited file is named
-instead of used. ``write_checksums`` writes it (exports, ``export_model.py --add-checksums`` for older ones).
+SHA-256 of each of its files. A loader verifies the files it reads against it, so a damaged or edited
+file is named instead of used. A file's SHA-256 is remembered with its device, inode, size, modification
+and change times, in the process and in ``digests.json`` of the user's cache folder (``$SENTIMENT_CACHE_DIR``,
+default ``~/.cache/imdb-sentiment``; empty: none): while all five are unchanged the file is not hashed again
+(hashing the default model's files took ~19 ms of every one-review process). Any write to a file changes its
+change time, which no one but the system can set back, so an edited file is hashed again; a file changed
+within ``RACY_SECONDS`` of being hashed is not remembered, as git does for its index. ``write_checksums`` writes it (exports, ``export_model.py --add-checksums`` for older ones).
 A path read from a manifest must name a regular file inside the folder: not absolute, no ``..``,
 no symlink leading out, no device (``/dev/zero``), no larger than its bound.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 import os
 import stat
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from sentiment.artifacts import LITERT_DIR, METADATA_FILE, read_json, write_json
-from sentiment.errors import ModelError
+from sentiment.errors import ModelError, SentimentError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,9 @@ CHECKSUMS_FORMAT = 1
 MAX_JSON_BYTES = 64 * 1024 * 1024  # metadata.json, litert.json, checksums.json (the shipped ones: under 2 MB)
 MAX_FILE_BYTES = 4 * 1024**3  # any other file of a model folder (the shipped ones: under 20 MB)
 CHUNK = 1024 * 1024
-_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) → SHA-256, for files hashed once in this process
+CACHE_ENV = "SENTIMENT_CACHE_DIR"  # the folder of digests.json ('' = remember digests in this process only)
+CACHE_ENTRIES = 512  # files remembered; the oldest are forgotten first
+RACY_SECONDS = 2  # a file changed this recently is not remembered: a change in the same clock tick could go unseen
 
 
 def inside(folder: str | Path, name: object, what: str = "a file") -> Path:
@@ -83,9 +90,11 @@ def read_object(path: str | Path) -> dict:
     return found
 
 
-def file_digest(path: str | Path, limit: int = MAX_FILE_BYTES) -> dict:
-    """Return the size and SHA-256 of a regular file of at most ``limit`` bytes, read in chunks."""
-    fd = open_regular(Path(path), limit)
+def file_digest(path: str | Path, limit: int = MAX_FILE_BYTES, fd: int | None = None) -> dict:
+    """Return the size and SHA-256 of a regular file of at most ``limit`` bytes, read in chunks (from ``fd`` if given: it is closed)."""
+    import hashlib  # loads OpenSSL (~5 ms): only when something is hashed
+
+    fd = open_regular(Path(path), limit) if fd is None else fd
     digest, size = hashlib.sha256(), 0
     with os.fdopen(fd, "rb") as f:
         while block := f.read(CHUNK):
@@ -130,17 +139,72 @@ def read_checksums(version_dir: Path) -> dict[str, dict] | None:
     return files
 
 
-def verify_file(path: Path, expected: dict) -> None:
-    """Raise a ModelError naming ``path`` unless its size and SHA-256 are ``expected`` (hashed once per process while unchanged)."""
-    fd = open_regular(path, MAX_FILE_BYTES)
+def remembered_digest(path: Path, limit: int = MAX_FILE_BYTES) -> dict:
+    """Return the size and SHA-256 of a regular file: remembered while its stat is unchanged, else hashed (and remembered)."""
+    fd = open_regular(path, limit)
     info = os.fstat(fd)
-    os.close(fd)
-    key = (str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
-    if info.st_size != expected["bytes"]:
-        raise ModelError(f"{path} is damaged or edited: {info.st_size} bytes where {CHECKSUMS_FILE} says {expected['bytes']}")
-    if key not in _VERIFIED:
-        _VERIFIED[key] = file_digest(path)["sha256"]
-    if _VERIFIED[key] != expected["sha256"]:
+    stamp = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    key, digests = str(path.resolve()), remembered_digests()
+    entry = digests.get(key)
+    if entry is not None and entry[:5] == stamp:
+        os.close(fd)
+        return {"bytes": info.st_size, "sha256": entry[5]}
+    hashed_ns = time.time_ns()
+    found = file_digest(path, limit, fd)  # the descriptor just stat'ed: what is hashed is what the stamp describes
+    if found["bytes"] == info.st_size:
+        digests.pop(key, None)
+        digests[key] = stamp + [found["sha256"], hashed_ns]
+        while len(digests) > CACHE_ENTRIES:
+            digests.pop(next(iter(digests)))
+        if not racy(digests[key]):
+            save_digests(digests)
+    return found
+
+
+def racy(entry: list) -> bool:
+    """Return True if the file was changed within RACY_SECONDS of being hashed: remembered in this process only."""
+    return max(entry[3], entry[4]) + RACY_SECONDS * 10**9 >= entry[6]
+
+
+def digests_path() -> Path | None:
+    """Return the cache file of remembered digests, or None when ``$SENTIMENT_CACHE_DIR`` is set empty."""
+    folder = os.environ.get(CACHE_ENV)
+    if folder is None:
+        folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "imdb-sentiment")
+    return Path(folder) / "digests.json" if folder else None
+
+
+@functools.cache
+def remembered_digests() -> dict:
+    """Return this process's remembered digests (path → [device, inode, size, mtime_ns, ctime_ns, SHA-256, hashed at ns]), read once."""
+    path = digests_path()
+    try:
+        found = read_json_bounded(path, MAX_JSON_BYTES) if path is not None and path.is_file() else {}
+    except (ModelError, OSError):  # unreadable or damaged: start afresh, it is only a cache
+        found = {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, list) and len(v) == 7 and all(isinstance(x, int) for x in v[:5] + v[6:])
+            and isinstance(v[5], str) and not racy(v)}
+
+
+def save_digests(digests: dict) -> None:
+    """Write the remembered digests to the cache file (atomically); a cache that cannot be written is only logged."""
+    path = digests_path()
+    if path is None:
+        return
+    try:
+        write_json(path, {k: v for k, v in digests.items() if not racy(v)})
+    except (OSError, SentimentError) as e:  # a read-only home, a full disk: the next process hashes again
+        log.debug("digests not remembered in %s: %s", path, e)
+
+
+def verify_file(path: Path, expected: dict) -> None:
+    """Raise a ModelError naming ``path`` unless its size and SHA-256 are ``expected``."""
+    found = remembered_digest(path)
+    if found["bytes"] != expected["bytes"]:
+        raise ModelError(f"{path} is damaged or edited: {found['bytes']} bytes where {CHECKSUMS_FILE} says {expected['bytes']}")
+    if found["sha256"] != expected["sha256"]:
         raise ModelError(f"{path} is damaged or edited: its SHA-256 differs from {CHECKSUMS_FILE}")
 
 

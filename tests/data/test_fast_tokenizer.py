@@ -307,6 +307,16 @@ def test_importing_it_does_not_import_tensorflow():
     assert out.strip() == "False"
 
 
+def test_ascii_reviews_need_no_unicode_table():
+    # A one-review process skips loading them (~10 ms); ASCII letters and digits are RE2's \p{L}/\p{N} there.
+    code = ("import sys; from sentiment.data import fast_tokenizer as f; f.tokenize('A fine film, 10/10!'); "
+            "print('sentiment.data.unicode_tables' in sys.modules); f.tokenize('Très bien'); print('sentiment.data.unicode_tables' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+    letters = fast_tokenizer._RangeSet(unicode_tables.WORD_RANGES)
+    assert all(chr(code).isalnum() == letters[chr(code)] for code in range(128))
+
+
 def read_parity_csv(path: str) -> list[str]:
     """The text column of a text,label CSV (optionally gzipped)."""
     data = Path(path).read_bytes()

@@ -118,6 +118,72 @@ def test_each_file_is_hashed_once_per_process_while_unchanged(tmp_path, monkeypa
     assert sorted(hashed) == ["metadata.json", "saved_model.pb", "variables.index"]
 
 
+def new_process(monkeypatch, cache: Path | str) -> None:
+    """Forget this process's digests, as a new process would, and read remembered ones from ``cache``."""
+    monkeypatch.setenv(model_files.CACHE_ENV, str(cache))
+    model_files.remembered_digests.cache_clear()
+
+
+def counting_hashes(monkeypatch) -> list[str]:
+    hashed, real = [], model_files.file_digest
+    monkeypatch.setattr(model_files, "file_digest", lambda path, *a: hashed.append(Path(path).name) or real(path, *a))
+    return hashed
+
+
+def test_a_later_process_does_not_hash_unchanged_files_again(tmp_path, monkeypatch):
+    version = make_version(tmp_path)
+    monkeypatch.setattr(model_files, "RACY_SECONDS", -1)  # the files were written a moment ago
+    hashed = counting_hashes(monkeypatch)
+    new_process(monkeypatch, tmp_path / "cache")
+    model_files.verify_files(version)
+    new_process(monkeypatch, tmp_path / "cache")
+    model_files.verify_files(version)
+    assert sorted(hashed) == ["metadata.json", "saved_model.pb", "variables.index"]
+    assert len(json.loads((tmp_path / "cache" / "digests.json").read_text())) == 3
+
+
+def test_an_edit_that_keeps_size_and_modification_time_is_still_caught(tmp_path, monkeypatch):
+    version = make_version(tmp_path)
+    monkeypatch.setattr(model_files, "RACY_SECONDS", -1)
+    new_process(monkeypatch, tmp_path / "cache")
+    model_files.verify_files(version)
+    pb = version / "saved_model.pb"
+    before = pb.stat()
+    pb.write_bytes(b"GRAPH")  # same size
+    os.utime(pb, ns=(before.st_atime_ns, before.st_mtime_ns))  # the modification time set back; the change time cannot be
+    new_process(monkeypatch, tmp_path / "cache")
+    with pytest.raises(ModelError, match="saved_model.pb is damaged or edited"):
+        model_files.verify_files(version)
+
+
+def test_a_file_changed_just_before_it_was_hashed_is_remembered_in_this_process_only(tmp_path, monkeypatch):
+    version = make_version(tmp_path)  # just written: within RACY_SECONDS
+    hashed = counting_hashes(monkeypatch)
+    new_process(monkeypatch, tmp_path / "cache")
+    model_files.verify_files(version)
+    model_files.verify_files(version)
+    new_process(monkeypatch, tmp_path / "cache")
+    model_files.verify_files(version)
+    assert len(hashed) == 6 and not (tmp_path / "cache" / "digests.json").exists()
+
+
+@pytest.mark.parametrize("cache", ["", "file", "damaged"])
+def test_no_cache_an_unwritable_or_a_damaged_one_only_costs_hashing(tmp_path, monkeypatch, cache):
+    version = make_version(tmp_path)
+    monkeypatch.setattr(model_files, "RACY_SECONDS", -1)
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "digests.json").write_text('{"x": [1, 2')
+    folder = {"": "", "file": tmp_path / "file", "damaged": tmp_path / "damaged"}[cache]
+    for _ in range(2):
+        new_process(monkeypatch, folder)
+        model_files.verify_files(version)
+    (version / "saved_model.pb").write_bytes(b"GRAPH")
+    new_process(monkeypatch, folder)
+    with pytest.raises(ModelError, match="damaged or edited"):
+        model_files.verify_files(version)
+
+
 def test_the_shipped_exports_carry_checksums_that_hold():
     root = Path(__file__).resolve().parents[2] / "saved_models"
     versions = sorted(p.parent.parent for p in root.glob(f"*/*/{model_files.CHECKSUMS_FILE}"))
