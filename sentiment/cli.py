@@ -153,6 +153,21 @@ def run_main(main: Callable[[list[str]], int | None], argv: list[str] | None = N
         return 130
 
 
+def end_process(code: int) -> NoReturn:
+    """Exit with ``code`` at once, output flushed: no teardown of modules and native objects.
+
+    For a command whose work is done and written (its files atomically, its worker processes stopped): freeing
+    every module and the LiteRT interpreter took ~15 ms of a one-review predict.py process (issue 37).
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone, a stream closed: nothing more can be said
+            pass
+    os._exit(code)
+
+
 def reader_went_away() -> int:
     """End quietly when the reader of stdout has closed it (``predict.py ... | head -1``), as Unix tools do.
 

@@ -25,6 +25,7 @@ import argparse
 import logging
 import sys
 import time
+from typing import NoReturn
 
 from sentiment import cli
 from sentiment.config import DEFAULT_MODEL
@@ -127,9 +128,9 @@ def describe_inputs(args: argparse.Namespace) -> str:
     return " and ".join([*([args.file] if args.file else []), *(["stdin"] if "-" in args.reviews else [])]) or "the arguments"
 
 
-def run() -> int:
-    """The installed command: main on sys.argv, errors as one line."""
-    return cli.run_main(main)
+def run() -> NoReturn:
+    """The installed command: main on sys.argv, errors as one line; the process ends without its teardown."""
+    cli.end_process(cli.run_main(main))
 
 
 if __name__ == "__main__":

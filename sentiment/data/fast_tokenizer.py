@@ -198,6 +198,12 @@ def load_vocabulary(path: Path) -> list[str]:
     return ["", "[UNK]"] + (text.split("\n") if text else [])
 
 
+def vocabulary_size(path: Path) -> int:
+    """Return the number of entries ``load_vocabulary`` would return, without making the list."""
+    text = Path(path).read_text(encoding="utf-8")
+    return 2 + (text.count("\n") + 1 if text else 0)
+
+
 def make_index(vocabulary: list[str]) -> dict[str, int]:
     """Return token → id for a vocabulary whose first entries are padding and OOV."""
     return dict(zip(vocabulary[OOV + 1 :], range(OOV + 1, len(vocabulary))))
@@ -211,6 +217,9 @@ class Encoded:
     ngram_ids: np.ndarray | None  # int32 [n], all 1-2-grams of the whole review; None without a wide branch
 
 
+FEW_TOKENS = 400  # tokens a process looks up one by one before building WordIds.ids: about what building it costs
+
+
 class WordIds:
     """Every word of a model's vocabularies as one integer, so a review is looked up word by word only once.
 
@@ -220,12 +229,20 @@ class WordIds:
     (``ngram_index.npz``), so loading them takes milliseconds; ``build`` makes them from the vocabularies.
     """
 
-    def __init__(self, words: list[str], token_ids: np.ndarray, unigram_ids: np.ndarray, pair_keys: np.ndarray, pair_ids: np.ndarray):
-        self.ids = dict(zip(words, range(len(words))))
-        self.size = len(words) + 1  # the last slot stands for words in neither vocabulary
+    def __init__(self, words: str, token_ids: np.ndarray, unigram_ids: np.ndarray, pair_keys: np.ndarray, pair_ids: np.ndarray):
+        """``words``: every word, one a line (no word holds whitespace); a word's integer is its line's number."""
+        self.text = f"\n{words}\n" if words else "\n"  # each word between line breaks: found by str.find
+        self.size = words.count("\n") + 2 if words else 1  # the last slot stands for words in neither vocabulary
+        self.found_one_by_one = 0  # tokens looked up in ``text`` so far (see lookup)
         self.token_ids, self.unigram_ids, self.pair_keys, self.pair_ids = token_ids, unigram_ids, pair_keys, pair_ids
         if not (len(token_ids) == len(unigram_ids) == self.size and len(pair_keys) == len(pair_ids)):
             raise ValueError("the n-gram index arrays do not fit together")
+
+    @functools.cached_property
+    def ids(self) -> dict[str, int]:
+        """Word → integer, built when first needed (~10 ms for the default model's 33,000 words)."""
+        words = self.text[1:-1].split("\n") if len(self.text) > 1 else []
+        return dict(zip(words, range(len(words))))
 
     @classmethod
     def build(cls, vocabulary: list[str], ngram_vocabulary: list[str]) -> "WordIds":
@@ -249,11 +266,11 @@ class WordIds:
         order = np.argsort(keys, kind="stable")
         token_ids = np.full(size, OOV, np.int32)
         token_ids[[ids[w] for w in vocabulary[OOV + 1 :]]] = np.arange(OOV + 1, len(vocabulary), dtype=np.int32)
-        return cls(words, token_ids, unigram_ids, keys[order], entry_ids[pair][order])
+        return cls("\n".join(words), token_ids, unigram_ids, keys[order], entry_ids[pair][order])
 
     def save(self, path: Path) -> None:
         """Write the index as plain arrays (words as UTF-8 bytes, one per line; no pickles)."""
-        words = "\n".join(self.ids).encode("utf-8")
+        words = self.text[1:-1].encode("utf-8")
         with open(path, "wb") as f:
             np.savez(f, words=np.frombuffer(words, np.uint8), token_ids=self.token_ids, unigram_ids=self.unigram_ids,
                      pair_keys=self.pair_keys, pair_ids=self.pair_ids)
@@ -263,12 +280,25 @@ class WordIds:
         """Read an index written by ``save``."""
         with np.load(path, allow_pickle=False) as arrays:
             text = arrays["words"].tobytes().decode("utf-8")
-            return cls(text.split("\n") if text else [], arrays["token_ids"], arrays["unigram_ids"], arrays["pair_keys"], arrays["pair_ids"])
+            return cls(text, arrays["token_ids"], arrays["unigram_ids"], arrays["pair_keys"], arrays["pair_ids"])
 
     def lookup(self, tokens: list[str]) -> np.ndarray:
-        """Return the words' integers (int64 [n]); words in neither vocabulary get the last slot."""
+        """Return the words' integers (int64 [n]); words in neither vocabulary get the last slot.
+
+        The first ``FEW_TOKENS`` tokens a process looks up are found in ``text`` (~20 µs each), sparing a one-review
+        process the dictionary; past them, the dictionary is built once and used.
+        """
         unknown = self.size - 1
-        return np.array([self.ids.get(t, unknown) for t in tokens], np.int64)
+        if "ids" not in self.__dict__ and self.found_one_by_one + len(tokens) <= FEW_TOKENS:
+            self.found_one_by_one += len(tokens)
+            return np.array([self.find(t, unknown) for t in tokens], np.int64)
+        ids = self.ids
+        return np.array([ids.get(t, unknown) for t in tokens], np.int64)
+
+    def find(self, token: str, unknown: int) -> int:
+        """Return a token's integer by searching ``text`` (its line's number), or ``unknown``."""
+        at = self.text.find(f"\n{token}\n")
+        return unknown if at < 0 else self.text.count("\n", 0, at + 1) - 1
 
     def ngram_ids(self, words: np.ndarray) -> np.ndarray:
         """Return the 1-gram ids, then the 2-gram ids, of a review's word integers (OOV where not in the vocabulary)."""
@@ -283,9 +313,10 @@ class WordIds:
 class Tokenizer:
     """The preprocessing layer of one model: vocabulary, truncation and (wide models) the words of its n-grams."""
 
-    def __init__(self, vocabulary: list[str], max_len: int, truncate: str, ngram_vocabulary: list[str] | None = None,
+    def __init__(self, vocabulary: list[str] | None, max_len: int, truncate: str, ngram_vocabulary: list[str] | None = None,
                  words: WordIds | None = None):
-        """``words``: a wide model's stored index; else one is built from ``ngram_vocabulary`` (~0.2 s for 200,000 n-grams)."""
+        """``words``: a wide model's stored index (then ``vocabulary`` may be None); else one is built from ``ngram_vocabulary``
+        (~0.2 s for 200,000 n-grams)."""
         self.words = words if words is not None or ngram_vocabulary is None else WordIds.build(vocabulary, ngram_vocabulary)
         self.index = make_index(vocabulary) if self.words is None else None  # with the words' index, token ids come from it
         self.max_len, self.truncate = max_len, truncate

@@ -293,7 +293,9 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     try:
         # A wide model's n-grams: a stored index, or (exports before it) the n-gram vocabulary to index now.
         index_file, ngram_file = manifest.get("ngram_index"), manifest.get("ngram_vocabulary")
-        vocabulary = fast_tokenizer.load_vocabulary(directory / manifest["vocabulary"])
+        # With a stored n-gram index the token ids come from it: the vocabulary is only counted.
+        vocabulary = None if index_file else fast_tokenizer.load_vocabulary(directory / manifest["vocabulary"])
+        vocabulary_size = fast_tokenizer.vocabulary_size(directory / manifest["vocabulary"]) if index_file else len(vocabulary)
         tokenizer = fast_tokenizer.Tokenizer(
             vocabulary,
             manifest["max_len"],
@@ -307,7 +309,7 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     if (wide is None) != (tokenizer.words is None):
         raise ModelError(f"cannot load LiteRT model {directory}: a wide branch needs both its n-grams and {WIDE_FILE}")
     if wide is not None:
-        check_ids(tokenizer.words, len(vocabulary), len(wide.idf), directory)
+        check_ids(tokenizer.words, vocabulary_size, len(wide.idf), directory)
     model = manifest.get("model")  # None for the n-gram-only model
     if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")

@@ -23,7 +23,6 @@ import numpy as np
 
 from sentiment.data import fast_tokenizer
 from sentiment.errors import SentimentError, first_line, printable
-from sentiment.evaluation import explanation
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +319,8 @@ def finish_chunk(predictor: Engine, checked: list[Review], valid: list[Review], 
     if explain:
         for result in results:
             if result.error is None:
+                from sentiment.evaluation import explanation  # only with --explain
+
                 why = explanation.explain(predictor.probabilities, fast_tokenizer.tokenize(result.review.text), explain, predictor.keeps_tail)
                 result.reasons = {"positive": why["positive"], "negative": why["negative"], "cut": why["cut"]}
     return results

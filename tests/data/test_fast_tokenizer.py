@@ -250,6 +250,22 @@ def test_word_ids_look_n_grams_up_as_the_vocabulary_does(tmp_path):
         fast_tokenizer.WordIds.build(vocabulary, ["", "[UNK]", "a b c"])
 
 
+def test_word_ids_found_one_by_one_equal_the_dictionarys(monkeypatch):
+    """A few tokens are found by searching the words' text, then the dictionary takes over; both give the same integers."""
+    rng = np.random.default_rng(0)
+    vocabulary = ["", "[UNK]"] + [f"w{i}" for i in range(300)]
+    ngram_vocabulary = ["", "[UNK]"] + [f"w{i}" for i in range(0, 300, 2)] + [f"w{i} w{i + 1}" for i in range(0, 299, 3)] + ["x y"]
+    tokens = [f"w{i}" for i in rng.integers(0, 320, 200)] + ["x", "y", "unknown", "w0", "w299"]
+    searched = fast_tokenizer.WordIds.build(vocabulary, ngram_vocabulary)
+    monkeypatch.setattr(fast_tokenizer, "FEW_TOKENS", len(tokens))
+    one_by_one = searched.lookup(tokens)
+    assert "ids" not in searched.__dict__  # found without the dictionary
+    dictionary = fast_tokenizer.WordIds.build(vocabulary, ngram_vocabulary)
+    assert dictionary.lookup(tokens + ["w1"]).tolist() == one_by_one.tolist() + [dictionary.ids["w1"]]
+    assert "ids" in dictionary.__dict__  # past FEW_TOKENS
+    assert one_by_one[-3] == searched.size - 1 and one_by_one[-2] == 0 == dictionary.ids["w0"]  # unknown; the first word
+
+
 def test_every_code_point_standardizes_as_in_graph():
     """Each non-ASCII character, between two letters, is kept (lower-cased) or blanked exactly as RE2 and ICU do."""
     points = [c for c in range(0x80, 0x110000) if c not in SURROGATES]
@@ -299,6 +315,8 @@ def test_vocabulary_file_round_trip(tmp_path):
     assert encoded.token_ids.tolist() == [2, 4, 1, 3, 1] and encoded.ngram_ids is None
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     assert fast_tokenizer.load_vocabulary(tmp_path / "empty.txt") == ["", "[UNK]"]
+    for file in (path, tmp_path / "empty.txt"):
+        assert fast_tokenizer.vocabulary_size(file) == len(fast_tokenizer.load_vocabulary(file))
 
 
 def test_importing_it_does_not_import_tensorflow():

@@ -290,9 +290,11 @@ def test_auto_falls_back_to_the_savedmodel_when_litert_files_are_damaged(version
 
 def run_predict_process(*args: str) -> subprocess.CompletedProcess:
     """Run predict.py in a fresh interpreter; it reports on stderr whether TensorFlow was imported."""
+    # predict.py ends with os._exit (no teardown, no atexit): the report goes just before it.
     code = (
-        "import atexit, runpy, sys\n"
-        "atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr))\n"
+        "import os, runpy, sys\n"
+        "end = os._exit\n"
+        "os._exit = lambda code: (print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr), sys.stderr.flush(), end(code))\n"
         f"sys.argv = ['predict.py', *{list(args)!r}]\n"
         "runpy.run_path('predict.py', run_name='__main__')\n"
     )
