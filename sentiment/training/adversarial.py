@@ -73,6 +73,11 @@ class AdversarialModel(keras.Model):
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    def test_step(self, data):
+        """Evaluate as the wrapped model: no adversarial pass, so no ``val_adversarial_loss``."""
+        logs = super().test_step(data)
+        return {name: value for name, value in logs.items() if name != self.adversarial_loss.name}
+
     def run_head(self, x, vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Run the graph from the word vectors float32 [batch, time, dim] on; the other inputs (n-gram ids) as given."""
         others = [x[tensor.name] for tensor in self.model.inputs if tensor.name != TOKEN_IDS] if isinstance(x, dict) else []

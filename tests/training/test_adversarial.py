@@ -72,8 +72,9 @@ def test_the_wrapper_trains_the_classifiers_own_weights_and_predicts_as_it():
     trainer = models.compile_model(adversarial.wrap(model, 0.05), make_config("lstm"))
     assert [id(w) for w in trainer.trainable_weights] and {id(w) for w in trainer.trainable_weights} == {id(w) for w in model.trainable_weights}
     ids = padded_ids(32)
-    history = trainer.fit(ids, (ids[:, 0] > 25).astype(np.float32), epochs=2, batch_size=8, verbose=0).history
-    assert {"loss", "adversarial_loss", "accuracy"} <= set(history)
+    labels = (ids[:, 0] > 25).astype(np.float32)
+    history = trainer.fit(ids, labels, validation_data=(ids, labels), epochs=2, batch_size=8, verbose=0).history
+    assert {"loss", "adversarial_loss", "accuracy", "val_loss"} <= set(history) and "val_adversarial_loss" not in history
     assert history["adversarial_loss"][0] > 0
     assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     np.testing.assert_array_equal(trainer.predict(ids, verbose=0), model.predict(ids, verbose=0))
