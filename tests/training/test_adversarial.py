@@ -80,6 +80,26 @@ def test_the_wrapper_trains_the_classifiers_own_weights_and_predicts_as_it():
     np.testing.assert_array_equal(trainer.predict(ids, verbose=0), model.predict(ids, verbose=0))
 
 
+def test_one_step_descends_the_clean_loss_plus_the_loss_at_the_step():
+    model = tiny_lstm()
+    trainer = adversarial.wrap(model, 0.05)
+    trainer.compile(optimizer=keras.optimizers.SGD(1.0), loss="binary_crossentropy")
+    ids = tf.constant(padded_ids())
+    labels = tf.constant(np.arange(8) % 2, tf.float32)[:, None]
+    mask = trainer.embedding.compute_mask(ids)
+    weights = trainer.trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        vectors = tf.identity(trainer.embedding(ids))
+        clean = keras.losses.BinaryCrossentropy()(labels, trainer.head([vectors, mask]))
+    step = adversarial.adversarial_step(vectors, tape.gradient(clean, vectors), mask, 0.05)
+    with tape:
+        total = clean + keras.losses.BinaryCrossentropy()(labels, trainer.head([trainer.embedding(ids) + step, mask]))
+    expected = [w.numpy() - tf.convert_to_tensor(g).numpy() for w, g in zip(weights, tape.gradient(total, weights))]
+    trainer.train_on_batch(ids, labels)
+    for w, e in zip(weights, expected):
+        np.testing.assert_allclose(w.numpy(), e, atol=1e-5)
+
+
 def test_a_saved_wrapper_loads_with_its_step_size_and_weights(tmp_path):
     trainer = adversarial.wrap(tiny_lstm(), 0.03)
     models.save_model(trainer, tmp_path / "best.keras")
