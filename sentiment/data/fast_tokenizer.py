@@ -304,10 +304,15 @@ class WordIds:
         """Return the 1-gram ids, then the 2-gram ids, of a review's word integers (OOV where not in the vocabulary)."""
         if not len(words):
             return np.zeros(0, np.int32)
+        return np.concatenate([self.unigram_ids[words], self.pair_ids_of(words)]).astype(np.int32)
+
+    def pair_ids_of(self, words: np.ndarray) -> np.ndarray:
+        """Return the 2-gram id of each pair of consecutive word integers (OOV where not in the vocabulary): int [len(words) - 1]."""
         keys = words[:-1] * self.size + words[1:]
-        at = np.minimum(np.searchsorted(self.pair_keys, keys), max(len(self.pair_keys) - 1, 0))
-        found = self.pair_keys[at] == keys if len(self.pair_keys) else np.zeros(len(keys), bool)
-        return np.concatenate([self.unigram_ids[words], np.where(found, self.pair_ids[at] if len(self.pair_ids) else OOV, OOV)]).astype(np.int32)
+        if not len(self.pair_keys):
+            return np.full(len(keys), OOV, np.int32)
+        at = np.minimum(np.searchsorted(self.pair_keys, keys), len(self.pair_keys) - 1)
+        return np.where(self.pair_keys[at] == keys, self.pair_ids[at], OOV)
 
 
 class Tokenizer:
@@ -328,6 +333,23 @@ class Tokenizer:
             return Encoded(truncate(lookup(tokens, self.index), self.max_len, self.truncate), None)
         words = self.words.lookup(tokens)
         return Encoded(truncate(self.words.token_ids[words], self.max_len, self.truncate), self.words.ngram_ids(words))
+
+    def encode_many(self, texts: list[str]) -> list[Encoded]:
+        """Return ``[encode(t) for t in texts]``, the NumPy work done once for all reviews (a review's share of it was most of encode)."""
+        if self.words is None or len(texts) < 2:
+            return [self.encode(t) for t in texts]
+        tokens = [tokenize(t) for t in texts]
+        counts = np.fromiter(map(len, tokens), np.int64, len(tokens))
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        words = self.words.lookup([t for review in tokens for t in review])
+        token_ids, unigrams = self.words.token_ids[words], self.words.unigram_ids[words]
+        pairs = self.words.pair_ids_of(words)  # [i]: the pair (words[i], words[i + 1]), across reviews too (those are unused)
+        encoded = []
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            ngram_ids = np.concatenate([unigrams[start:end], pairs[start : max(end - 1, start)]]).astype(np.int32)
+            encoded.append(Encoded(truncate(token_ids[start:end], self.max_len, self.truncate), ngram_ids))
+        return encoded
 
 
 def has_words(text: str) -> bool:

@@ -98,6 +98,19 @@ class WideBranch:
         norm = np.sqrt(max(float(weights @ weights), 1e-12))  # tf.math.l2_normalize's epsilon
         return float(self.scale * (weights @ self.kernel[ids].astype(np.float64)) / norm + self.bias)
 
+    def logits(self, ngram_ids: list[np.ndarray]) -> np.ndarray:
+        """Return ``[logit(ids) for ids in ngram_ids]`` as float64 [n], the counting done once for all reviews."""
+        if not ngram_ids:
+            return np.zeros(0, np.float64)
+        size = len(self.idf)
+        review = np.repeat(np.arange(len(ngram_ids), dtype=np.int64), [len(ids) for ids in ngram_ids])
+        keys, counts = np.unique(review * size + np.concatenate(ngram_ids).astype(np.int64), return_counts=True)
+        owner, ids = keys // size, keys % size
+        weights = (1.0 + np.log(counts)) * self.idf[ids].astype(np.float64)
+        norms = np.sqrt(np.maximum(np.bincount(owner, weights * weights, minlength=len(ngram_ids)), 1e-12))
+        dots = np.bincount(owner, weights * self.kernel[ids].astype(np.float64), minlength=len(ngram_ids))
+        return self.scale * dots / norms + self.bias
+
 
 def load_wide_branch(path: Path) -> WideBranch:
     """Read ``wide.npz`` (plain float32 arrays, no pickles): ``idf`` and ``kernel`` finite vectors of one length, ``bias`` and ``scale`` finite scalars."""
@@ -233,11 +246,11 @@ class LiteRTClassifier:
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Return P(positive) float32 [n] of raw reviews."""
-        encoded = [self.tokenizer.encode(t) for t in texts]
+        encoded = self.tokenizer.encode_many(texts)
         outputs = self.branch_outputs([e.token_ids for e in encoded])
         if self.wide is None:
             return outputs.astype(np.float32)
-        logits = outputs + np.array([self.wide.logit(e.ngram_ids) for e in encoded], np.float64)
+        logits = outputs + self.wide.logits([e.ngram_ids for e in encoded])
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 

@@ -250,6 +250,23 @@ def test_word_ids_look_n_grams_up_as_the_vocabulary_does(tmp_path):
         fast_tokenizer.WordIds.build(vocabulary, ["", "[UNK]", "a b c"])
 
 
+@pytest.mark.parametrize("truncate", ["tail", "head"])
+def test_encoding_many_reviews_at_once_equals_one_by_one(truncate):
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(60)]
+    vocabulary = ["", "[UNK]"] + words[:40]
+    ngram_vocabulary = ["", "[UNK]"] + words[::2] + [f"{a} {b}" for a, b in zip(words[:50], words[1:51])]
+    tokenizer = fast_tokenizer.Tokenizer(vocabulary, 6, truncate, words=fast_tokenizer.WordIds.build(vocabulary, ngram_vocabulary))
+    texts = [" ".join(rng.choice(words + ["Café!", "<br />", "unknown"], int(n))) for n in rng.integers(0, 12, 300)]
+    texts += ["", "w1", "w1 w2", "...", "w3 w4 w5 w6 w7 w8 w9 w10"]
+    many = tokenizer.encode_many(texts)
+    assert len(many) == len(texts)
+    for text, got in zip(texts, many):
+        one = tokenizer.encode(text)
+        assert got.token_ids.tolist() == one.token_ids.tolist() and got.ngram_ids.tolist() == one.ngram_ids.tolist(), text
+        assert got.token_ids.dtype == one.token_ids.dtype and got.ngram_ids.dtype == one.ngram_ids.dtype == np.int32
+
+
 def test_word_ids_found_one_by_one_equal_the_dictionarys(monkeypatch):
     """A few tokens are found by searching the words' text, then the dictionary takes over; both give the same integers."""
     rng = np.random.default_rng(0)

@@ -181,6 +181,8 @@ def test_wide_branch_in_numpy_equals_the_keras_layers():
         row = rng.integers(1, size, size=n).astype(np.int32)
         assert wide.logit(row) == pytest.approx(float(model(row[None, :])[0, 0]), abs=1e-5)
     assert wide.logit(np.array([1, 1], np.int32)) == pytest.approx(float(bias[0]), abs=1e-6)  # only OOV n-grams
+    rows = [rng.integers(1, size, size=n).astype(np.int32) for n in (0, 1, 5, 40, 3)] + [np.array([7, 7, 7], np.int32)]
+    np.testing.assert_allclose(wide.logits(rows), [wide.logit(row) for row in rows], rtol=1e-12, atol=1e-12)  # all at once
 
 
 def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
