@@ -224,7 +224,7 @@ class WordIds:
     """Every word of a model's vocabularies as one integer, so a review is looked up word by word only once.
 
     A 1-2-gram id is then found without building the bigram's string: a bigram is the key
-    ``first * size + second`` in a sorted array (one ``searchsorted`` per review), and a word's
+    ``first * size + second`` in a sorted array (one ``searchsorted`` per call), and a word's
     token id and unigram id are arrays indexed by its integer. Exports store these arrays
     (``ngram_index.npz``), so loading them takes milliseconds; ``build`` makes them from the vocabularies.
     """
@@ -299,12 +299,6 @@ class WordIds:
         at = self.text.find(f"\n{token}\n")
         return unknown if at < 0 else self.text.count("\n", 0, at + 1) - 1
 
-    def ngram_ids(self, words: np.ndarray) -> np.ndarray:
-        """Return the 1-gram ids, then the 2-gram ids, of a review's word integers (OOV where not in the vocabulary)."""
-        if not len(words):
-            return np.zeros(0, np.int32)
-        return np.concatenate([self.unigram_ids[words], self.pair_ids_of(words)]).astype(np.int32)
-
     def pair_ids_of(self, words: np.ndarray) -> np.ndarray:
         """Return the 2-gram id of each pair of consecutive word integers (OOV where not in the vocabulary): int [len(words) - 1]."""
         keys = words[:-1] * self.size + words[1:]
@@ -327,15 +321,13 @@ class Tokenizer:
 
     def encode(self, text: str) -> Encoded:
         """Return the review's token ids (and n-gram ids), exactly as the in-graph preprocessor."""
-        tokens = tokenize(text)
-        if self.words is None:
-            return Encoded(truncate(lookup(tokens, self.index), self.max_len, self.truncate), None)
-        words = self.words.lookup(tokens)
-        return Encoded(truncate(self.words.token_ids[words], self.max_len, self.truncate), self.words.ngram_ids(words))
+        if self.words is not None:
+            return self.encode_many([text])[0]
+        return Encoded(truncate(lookup(tokenize(text), self.index), self.max_len, self.truncate), None)
 
     def encode_many(self, texts: list[str]) -> list[Encoded]:
-        """Return ``[encode(t) for t in texts]``, the NumPy work done once for all reviews (a review's share of it was most of encode)."""
-        if self.words is None or len(texts) < 2:
+        """Return ``[encode(t) for t in texts]``; with n-grams, the NumPy work done once for all reviews (a review's share of it was most of encode)."""
+        if self.words is None:
             return [self.encode(t) for t in texts]
         tokens = [tokenize(t) for t in texts]
         counts = np.fromiter(map(len, tokens), np.int64, len(tokens))

@@ -91,15 +91,11 @@ class WideBranch:
     bias: float
     scale: float
 
-    def logit(self, ngram_ids: np.ndarray) -> float:
-        """Return the wide logit of one review's n-gram ids: sublinear tf × idf, L2-normalized, scaled, dotted."""
-        ids, counts = np.unique(ngram_ids, return_counts=True)
-        weights = (1.0 + np.log(counts)) * self.idf[ids].astype(np.float64)
-        norm = np.sqrt(max(float(weights @ weights), 1e-12))  # tf.math.l2_normalize's epsilon
-        return float(self.scale * (weights @ self.kernel[ids].astype(np.float64)) / norm + self.bias)
-
     def logits(self, ngram_ids: list[np.ndarray]) -> np.ndarray:
-        """Return ``[logit(ids) for ids in ngram_ids]`` as float64 [n], the counting done once for all reviews."""
+        """Return each review's wide logit, float64 [n], from its n-gram ids: sublinear tf × idf, L2-normalized, scaled, dotted.
+
+        The n-grams of all reviews are counted at once (one ``np.unique`` over review-and-id keys).
+        """
         if not ngram_ids:
             return np.zeros(0, np.float64)
         size = len(self.idf)
@@ -107,7 +103,7 @@ class WideBranch:
         keys, counts = np.unique(review * size + np.concatenate(ngram_ids).astype(np.int64), return_counts=True)
         owner, ids = keys // size, keys % size
         weights = (1.0 + np.log(counts)) * self.idf[ids].astype(np.float64)
-        norms = np.sqrt(np.maximum(np.bincount(owner, weights * weights, minlength=len(ngram_ids)), 1e-12))
+        norms = np.sqrt(np.maximum(np.bincount(owner, weights * weights, minlength=len(ngram_ids)), 1e-12))  # tf.math.l2_normalize's epsilon
         dots = np.bincount(owner, weights * self.kernel[ids].astype(np.float64), minlength=len(ngram_ids))
         return self.scale * dots / norms + self.bias
 

@@ -179,10 +179,10 @@ def test_wide_branch_in_numpy_equals_the_keras_layers():
     wide = litert_engine.WideBranch(idf, kernel.reshape(-1), float(bias[0]), scale)
     for n in (1, 3, 40):
         row = rng.integers(1, size, size=n).astype(np.int32)
-        assert wide.logit(row) == pytest.approx(float(model(row[None, :])[0, 0]), abs=1e-5)
-    assert wide.logit(np.array([1, 1], np.int32)) == pytest.approx(float(bias[0]), abs=1e-6)  # only OOV n-grams
+        assert wide.logits([row])[0] == pytest.approx(float(model(row[None, :])[0, 0]), abs=1e-5)
+    assert wide.logits([np.array([1, 1], np.int32)])[0] == pytest.approx(float(bias[0]), abs=1e-6)  # only OOV n-grams
     rows = [rng.integers(1, size, size=n).astype(np.int32) for n in (0, 1, 5, 40, 3)] + [np.array([7, 7, 7], np.int32)]
-    np.testing.assert_allclose(wide.logits(rows), [wide.logit(row) for row in rows], rtol=1e-12, atol=1e-12)  # all at once
+    np.testing.assert_allclose(wide.logits(rows), [wide.logits([row])[0] for row in rows], rtol=1e-12, atol=1e-12)  # all at once
 
 
 def test_add_litert_leaves_the_savedmodel_untouched(version_copy):
@@ -359,7 +359,7 @@ WIDE = {"idf": np.ones(5, np.float32), "kernel": np.arange(5, dtype=np.float32),
 def test_a_wide_branch_of_bad_shapes_or_values_is_refused_when_loaded(tmp_path, change):
     path = tmp_path / litert_engine.WIDE_FILE
     np.savez(path, **WIDE)
-    assert litert_engine.load_wide_branch(path).logit(np.array([2, 3])) == pytest.approx(2.0 * (2 + 3) / np.sqrt(2) + 0.5)
+    assert litert_engine.load_wide_branch(path).logits([np.array([2, 3])])[0] == pytest.approx(2.0 * (2 + 3) / np.sqrt(2) + 0.5)
     np.savez(path, **{**WIDE, **change})
     with pytest.raises(ModelError, match="wide.npz is refused"):
         litert_engine.load_wide_branch(path)
