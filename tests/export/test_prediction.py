@@ -26,6 +26,8 @@ SHIPPED = {
     ("lstm", "2"): {"This movie was wonderful": (0.913993, "positive"), "Worst film I have ever seen": (0.017099, "negative")},
     # lstm/2's model also trained on the unlabelled reviews, labelled by NBSVM-bi (configs/lstm_v5.json: --teacher nbsvm_bi).
     ("lstm", "3"): {"This movie was wonderful": (0.947956, "positive"), "Worst film I have ever seen": (0.011191, "negative")},
+    # lstm/3's recipe trained adversarially on its word vectors (configs/lstm_v7.json: --adversarial 0.02).
+    ("lstm", "4"): {"This movie was wonderful": (0.963170, "positive"), "Worst film I have ever seen": (0.010222, "negative")},
     ("simple_rnn", "1"): {"This movie was wonderful": (0.547270, "positive"), "Worst film I have ever seen": (0.172279, "negative")},
     # BiSimpleRNN, max and mean over the last 800 tokens from the same vectors as lstm/2, trained longer (configs/simple_rnn_v3.json).
     ("simple_rnn", "2"): {"This movie was wonderful": (0.992565, "positive"), "Worst film I have ever seen": (0.049706, "negative")},
