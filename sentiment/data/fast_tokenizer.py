@@ -308,7 +308,7 @@ class WordIds:
         # pairs of real reviews 23 ms against 42 ms searched as they come).
         distinct, where = np.unique(keys, return_inverse=True)
         at = np.minimum(np.searchsorted(self.pair_keys, distinct), len(self.pair_keys) - 1)
-        return np.where(self.pair_keys[at] == distinct, self.pair_ids[at], OOV)[where.reshape(-1)]
+        return np.where(self.pair_keys[at] == distinct, self.pair_ids[at], OOV)[where]
 
 
 class Tokenizer:
