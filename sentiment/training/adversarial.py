@@ -28,8 +28,7 @@ class AdversarialModel(keras.Model):
         self.model, self.epsilon = model, float(epsilon)
         self.adversarial_loss = keras.metrics.Mean(name="adversarial_loss")
         self.embedding = model.get_layer(EMBEDDING)
-        # The same layers from the word vectors on: the graph the perturbed vectors run through.
-        self.head = keras.Model(embedded_inputs(model, self.embedding), model.outputs, name=f"{model.name}_head")
+        self.head = head_model(model, self.embedding)
 
     def call(self, inputs, training: bool = False):
         """Predict as the wrapped model."""
@@ -98,6 +97,18 @@ def add_gradients(a, b):
     if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
         return tf.IndexedSlices(tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape)
     return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
+
+
+def head_model(model: keras.Model, embedding: keras.layers.Layer) -> keras.Model:
+    """Return the same layers from the word vectors on: the graph the perturbed vectors run through."""
+    inputs = embedded_inputs(model, embedding)
+    # Keras (3.15) wires a model input passed on to a new functional model (a wide model's n-gram ids) as a second node
+    # of its InputLayer, and ``model`` can then no longer be saved (could not find node key ..._ib-1): its place is restored.
+    histories = [(tensor, tensor._keras_history) for tensor in inputs[2:]]
+    head = keras.Model(inputs, model.outputs, name=f"{model.name}_head")
+    for tensor, history in histories:
+        tensor._keras_history = history
+    return head
 
 
 def embedded_inputs(model: keras.Model, embedding: keras.layers.Layer) -> list[keras.KerasTensor]:
