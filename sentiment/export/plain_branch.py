@@ -97,15 +97,29 @@ def readout_features(directions: list[tuple[tf.Tensor, ...]], readout: str) -> t
     return tf.concat(parts, axis=1)
 
 
-def loop_directions(xs: list[tf.Tensor], mask: tf.Tensor, directions: list[Direction], readout: str) -> list[tuple[tf.Tensor, ...]]:
-    """Run the cells over their word vectors x [rows, time, embedding] in one loop carrying the readout; return each one's last, max and mean [rows, units].
+def word_tables(weights: BranchWeights) -> list[np.ndarray] | None:
+    """Return each direction's input product for every word, float32 [vocab, gates × units] (embedding · kernel + bias), or None
+    when a direction's table would be wider than the embedding it replaces.
+
+    Gathered instead of multiplied, a step's input product costs a lookup. Measured on 4,964 reviews (random weights of the
+    default's shapes, one thread): a BiLSTM of 32 units on 128-d vectors (tables as wide as the embedding) took 0.84–1.18 s
+    against 1.67–1.95 s multiplied, one review 1.06–2.00 ms against 1.40–2.43; at 64 units (tables twice as wide) a batch
+    gained only ~20%, a single review lost, and the file grew fourfold.
+    """
+    if any(d.kernel.shape[1] > weights.embeddings.shape[1] for d in weights.directions):
+        return None
+    return [(weights.embeddings @ d.kernel + d.bias).astype(np.float32) for d in weights.directions]
+
+
+def loop_directions(steps: list[tf.Tensor], mask: tf.Tensor, directions: list[Direction], readout: str) -> list[tuple[tf.Tensor, ...]]:
+    """Run the cells over their input products [time, rows, gates × units] in one loop carrying the readout; return each one's last, max
+    and mean [rows, units].
 
     Every step's input product is made before the loop, and the loop's condition reads a number, not a
     tensor: LiteRT copies what a loop's condition takes at every step, so the cost stays linear in the
     review's length. Only the readouts asked for are carried (others are returned as zeros).
     """
     units, lstm = directions[0].recurrent_kernel.shape[0], directions[0].cell == "lstm"
-    steps = [tf.matmul(tf.transpose(x, [1, 0, 2]), d.kernel) + d.bias for x, d in zip(xs, directions)]  # [time, rows, gates × units]
     step_mask = tf.transpose(tf.cast(mask, tf.bool), [1, 0, 2])  # [time, rows, 1]
     recurrent = [tf.constant(d.recurrent_kernel) for d in directions]
     zeros = tf.zeros_like(steps[0][0, :, :units])
@@ -139,7 +153,8 @@ def plain_branch(weights: BranchWeights, rows: int | None = None) -> tuple[tf.Mo
     ``rows`` None: any number of rows a call (nothing in the loop fixes it), so one model serves one review and a batch.
     """
     module = tf.Module()
-    embeddings = tf.constant(weights.embeddings)
+    tables = word_tables(weights)
+    embeddings = tf.constant(weights.embeddings) if tables is None else None
 
     @tf.function(input_signature=[tf.TensorSpec([rows, None], tf.int32, name="token_ids")])
     def branch(token_ids: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -148,8 +163,11 @@ def plain_branch(weights: BranchWeights, rows: int | None = None) -> tuple[tf.Mo
         mask = tf.gather(tf.constant([[0.0], [1.0]]), tf.minimum(token_ids, 1))  # [rows, time, 1], no reshape that would fix the time
         # The backward direction: each row's real tokens reversed in place, the padding left at the end.
         ids = [token_ids, tf.reverse_sequence(token_ids, lengths, seq_axis=1, batch_axis=0)][: len(weights.directions)]
-        xs = [tf.gather(embeddings, i) for i in ids]
-        read = loop_directions(xs, mask, weights.directions, weights.readout)
+        if tables is not None:  # [time, rows, gates × units], looked up
+            steps = [tf.gather(table, tf.transpose(i)) for table, i in zip(tables, ids)]
+        else:
+            steps = [tf.matmul(tf.transpose(tf.gather(embeddings, i), [1, 0, 2]), d.kernel) + d.bias for i, d in zip(ids, weights.directions)]
+        read = loop_directions(steps, mask, weights.directions, weights.readout)
         logit = tf.matmul(readout_features(read, weights.readout), weights.output_kernel) + weights.output_bias
         return {weights.output: tf.sigmoid(logit) if weights.output == "probability" else logit}
 

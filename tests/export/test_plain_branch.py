@@ -43,10 +43,13 @@ def padded_rows(rng: np.random.Generator, lengths: list[int], time: int) -> np.n
     ("simple_rnn", {"readout": "last"}, "simple_rnn"), ("simple_rnn", {"readout": "max", "bidirectional": True}, "simple_rnn"),
     ("simple_rnn", {"readout": "max_mean", "bidirectional": True}, "simple_rnn"),
     ("wide_lstm", {"ngram_vocab_size": 40, "readout": "max_mean", "bidirectional": True}, "lstm"),
+    # Gates × units no wider than the word vectors: the input products are looked up per word (word_tables).
+    ("lstm", {"readout": "max_mean", "bidirectional": True, "units": 2, "embedding_dim": 8}, "lstm"),
+    ("wide_lstm", {"ngram_vocab_size": 40, "readout": "max_mean", "bidirectional": True, "units": 2, "embedding_dim": 8}, "lstm"),
 ])
 def test_the_plain_branch_gives_the_keras_branch_output(model, overrides, kind):
     """Rows of different lengths, one without tokens, padded at the end: each gives what the masked Keras branch gives."""
-    config = make_config(model, vocab_size=50, max_len=40, embedding_dim=4, units=4, seed=3, **overrides)
+    config = make_config(model, vocab_size=50, max_len=40, seed=3, **{"embedding_dim": 4, "units": 4, **overrides})
     classifier = models.build_model(config)
     weights = plain_branch.branch_weights(classifier, config)
     assert weights is not None and weights.directions[0].cell == kind and len(weights.directions) == (2 if config.bidirectional or model == "bilstm" else 1)
@@ -64,6 +67,18 @@ def test_the_plain_branch_gives_the_keras_branch_output(model, overrides, kind):
             alone = keras_branch(ids[row : row + 1, : max(n, 1)], training=False)
             np.testing.assert_allclose(got[row], np.asarray(alone).reshape(-1)[0], atol=1e-5)
     assert "WHILE" in ops  # one loop; no list of states growing inside it (its ops are not builtins: conversion would fail)
+
+
+@pytest.mark.parametrize("units, embedding_dim, looked_up", [(2, 8, True), (4, 8, False), (8, 8, False)])
+def test_input_products_are_looked_up_only_where_no_wider_than_the_word_vectors(units, embedding_dim, looked_up):
+    config = make_config("lstm", vocab_size=50, max_len=40, embedding_dim=embedding_dim, units=units, bidirectional=True, readout="max_mean")
+    weights = plain_branch.branch_weights(models.build_model(config), config)
+    tables = plain_branch.word_tables(weights)
+    assert (tables is not None) == looked_up
+    if looked_up:
+        for table, direction in zip(tables, weights.directions):
+            assert table.shape == (50, 4 * units) and table.dtype == np.float32
+            np.testing.assert_allclose(table[7], weights.embeddings[7] @ direction.kernel + direction.bias, rtol=1e-5, atol=1e-6)
 
 
 def test_a_gru_is_left_to_keras_conversion():
