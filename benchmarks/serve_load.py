@@ -69,14 +69,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def client(port: int, reviews: list[str], start: int, stop_at: float, latencies: list[float], errors: list[int]) -> None:
-    """Send one review per request, back to back on one connection, until ``stop_at``; record each latency or error."""
+def client(port: int, reviews: list[str] | None, start: int, stop_at: float, latencies: list[float], errors: list[int]) -> None:
+    """Send one review per request (``reviews`` None: a bare readiness check), back to back on one connection, until ``stop_at``;
+    record each latency or error."""
     connection, i = http.client.HTTPConnection("127.0.0.1", port, timeout=60), start
     while time.perf_counter() < stop_at:
-        body = json.dumps({"instances": [reviews[i % len(reviews)]]})
+        body = json.dumps({"instances": [reviews[i % len(reviews)]]}) if reviews else None
         started = time.perf_counter()
         try:
-            connection.request("POST", "/v1/models/sentiment:predict", body=body, headers={"Content-Type": "application/json"})
+            if body is None:
+                connection.request("GET", "/v2/health/ready")
+            else:
+                connection.request("POST", "/v1/models/sentiment:predict", body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
             ok = response.status == 200
@@ -92,8 +96,9 @@ def client(port: int, reviews: list[str], start: int, stop_at: float, latencies:
     connection.close()
 
 
-def load(port: int, reviews: list[str], clients: int, seconds: float) -> dict:
-    """Run ``clients`` clients for ``seconds``; return reviews/s, latency percentiles (ms) and errors."""
+def load(port: int, reviews: list[str] | None, clients: int, seconds: float) -> dict:
+    """Run ``clients`` clients for ``seconds``; return reviews (or, ``reviews`` None, readiness checks) a second, latency percentiles (ms)
+    and errors."""
     latencies: list[float] = []
     errors: list[int] = []
     stop_at = time.perf_counter() + seconds

@@ -9,7 +9,8 @@ Prints, for one exported model:
   reviews from a file: the ratios to it (medians of --runs pairs);
 * the engine in process (LiteRT, one process): one review of median length, 8 and 64 reviews (median ms);
 * the server (serve.py, batching on): 1, 8 and 32 clients each sending one review per request for --seconds:
-  reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s;
+  reviews/s, p50, p99, and 8 clients' reviews/s as a share of predict.py's batch reviews/s; then 8 clients sending
+  a bare readiness check: the HTTP stack's and the clients' own ceiling on these cores, as the same share;
 * with --also MODEL: predict.py on the same file with MODEL, paired run by run with --model (the ratio of their times);
 * the floor of the batch ratio: the recurrent branch's own arithmetic for the --reviews reviews (tokenized first, in
   process, one thread), shared by every core, as a ratio to ``import numpy``: no engine can score them faster exactly.
@@ -121,6 +122,10 @@ def main() -> None:
             share = f", {result['reviews_per_s'] / batch_rate:.0%} of predict.py's batch reviews/s" if clients == 8 else ""
             print(f"server, {clients:>2} client(s): {result['reviews_per_s']:7.1f} reviews/s, p50 {result['p50_ms']:6.1f} ms, "
                   f"p99 {result['p99_ms']:6.1f} ms, errors {result['errors']}{share}")
+        # The HTTP stack's own ceiling with these clients on these cores: no review, no model.
+        bare = load(port, None, 8, args.seconds)
+        print(f"server,  8 client(s), a bare readiness check: {bare['reviews_per_s']:7.1f} requests/s, p50 {bare['p50_ms']:6.1f} ms "
+              f"(the HTTP stack and clients alone: {bare['reviews_per_s'] / batch_rate:.0%} of predict.py's batch reviews/s)")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
