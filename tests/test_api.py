@@ -15,7 +15,7 @@ import sentiment
 from sentiment.errors import ModelError
 
 REVIEWS = ["This movie was wonderful, I loved every minute", "Worst film I have ever seen", "Not good at all, though the cast tries"]
-SHIPPED = ROOT / "saved_models" / "wide_lstm" / "5"
+SHIPPED = ROOT / "saved_models" / "wide_lstm" / "6"
 
 
 def predict_py(*args: str) -> list[dict]:
@@ -48,7 +48,7 @@ def test_explain_gives_predict_pys_reasons(classifier):
 
 
 def test_a_name_a_version_and_the_default_load_the_same_model():
-    assert sentiment.load("wide_lstm/5").path == sentiment.load(SHIPPED).path
+    assert sentiment.load("wide_lstm/6").path == sentiment.load(SHIPPED).path
     assert sentiment.load().path.parent.name == "wide_lstm"  # the default model's newest version
 
 

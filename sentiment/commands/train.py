@@ -1,6 +1,6 @@
 """Train a sentiment classifier on IMDB reviews.
 
-    python train.py --data imdb                  # the default model, wide_lstm (its quick preset; predict.py's wide_lstm/5: --config configs/wide_lstm_v7.json)
+    python train.py --data imdb                  # the default model, wide_lstm (its quick preset; predict.py's wide_lstm/6: --config configs/wide_lstm_v8.json)
     python train.py --model lstm --data imdb
     python train.py --model simple_rnn --data reviews.csv.gz --epochs 5 --run-dir runs/rnn
     python train.py --config configs/lstm_len800.json --data reviews.csv.gz --export

@@ -41,6 +41,8 @@ SHIPPED = {
     ("wide_lstm", "4"): {"This movie was wonderful": (0.931639, "positive"), "Worst film I have ever seen": (0.002330, "negative")},
     # v7: v5's stack with lstm/3's taught BiLSTM (max and mean over 400 tokens) as its deep branch (configs/wide_lstm_v7.json).
     ("wide_lstm", "5"): {"This movie was wonderful": (0.985117, "positive"), "Worst film I have ever seen": (0.001006, "negative")},
+    # v8: v7's stack with a BiLSTM of 32 units over 256 tokens, trained adversarially on its word vectors (configs/wide_lstm_v8.json).
+    ("wide_lstm", "6"): {"This movie was wonderful": (0.978405, "positive"), "Worst film I have ever seen": (0.001792, "negative")},
 }
 
 
