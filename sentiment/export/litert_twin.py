@@ -94,6 +94,12 @@ def wide_arrays(classifier: keras.Model) -> dict[str, np.ndarray]:
     }
 
 
+def looks_up_words(classifier: keras.Model, config: Config) -> bool:
+    """Return True if the plain branch of ``classifier`` looks its input products up per word (``plain_branch.word_tables``)."""
+    weights = plain_branch.branch_weights(classifier, config)
+    return weights is not None and plain_branch.word_tables(weights) is not None
+
+
 def write_litert_files(
     classifier: keras.Model, config: Config, vocabulary: list[str], ngram_vocabulary: list[str] | None, truncate: str, directory: Path
 ) -> dict:
@@ -118,6 +124,9 @@ def write_litert_files(
         "output": ("deep_logit" if config.ngram_vocab_size else "probability") if recurrent else None,
         "max_len": config.max_len,
         "truncate": truncate,
+        # How the engine groups a few reviews into calls: a branch whose input products are looked up is cheap per row,
+        # so its calls cost more than their padding (litert_engine.GROUP_SPREAD).
+        "group_spread": None if recurrent and kind == PLAIN_LOOP and looks_up_words(classifier, config) else litert_engine.GROUP_SPREAD,
         "vocabulary": litert_engine.VOCABULARY_FILE,
     }
     if config.ngram_vocab_size:

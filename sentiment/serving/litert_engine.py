@@ -53,6 +53,9 @@ SINGLE_FILE = "classifier_single.tflite"  # Keras-converted twins: the branch fo
 BATCH = 64  # reviews per call of a large input, for a model whose rows are free
 BATCH_TOKENS = 64 * 256  # and at most this many padded tokens a call (measured: lstm/3, 64 rows of 800 tokens, 236 MB)
 GROUP_SPREAD = 1.25  # a model of free rows runs a few reviews together when the longest is at most this times the shortest
+# (the manifest's "group_spread"; twins made before it: this). None: a few reviews run as one call, padded to the longest
+# (a branch cheap per row, whose calls cost more than their padding: wide_lstm/6's 4 / 16 reviews 1.65 / 5.02 ms in one call,
+# 2.71 / 6.46 ms grouped)
 SINGLE_MAX = 32  # calls of at most this many reviews: grouped by length (free rows), or one at a time (SINGLE_FILE)
 LENGTH_STEP = 16  # a single review is padded to a multiple of this many tokens: fewer re-planned lengths, the mask makes it exact
 VOCABULARY_FILE = "vocabulary.txt"
@@ -176,8 +179,8 @@ class LiteRTClassifier:
     """Raw reviews → P(positive) with a LiteRT recurrent branch, the Python tokenizer and (wide models) NumPy."""
 
     def __init__(self, model_path: Path | None, tokenizer: fast_tokenizer.Tokenizer, wide: WideBranch | None,
-                 single_path: Path | None = None):
-        self.tokenizer, self.wide = tokenizer, wide
+                 single_path: Path | None = None, group_spread: float | None = GROUP_SPREAD):
+        self.tokenizer, self.wide, self.group_spread = tokenizer, wide, group_spread
         self._batched = self._single = None
         if model_path is None:  # the n-gram-only model: no recurrent branch to run
             return
@@ -228,15 +231,16 @@ class LiteRTClassifier:
     def grouped_outputs(self, token_ids: list[np.ndarray]) -> np.ndarray:
         """Run a few reviews through a model of free rows: those of similar length together, float64 [n] in their order.
 
-        In length order, a group takes reviews up to ``GROUP_SPREAD`` times its shortest one's length, padded to a
-        multiple of ``LENGTH_STEP`` tokens: one call for what comes in together (a server's batch), with little padding.
+        In length order, a group takes reviews up to ``group_spread`` times its shortest one's length (None: all of them), padded
+        to a multiple of ``LENGTH_STEP`` tokens: one call for what comes in together (a server's batch), with little padding.
         """
         outputs = np.zeros(len(token_ids), np.float64)
         lengths = np.array([max(len(ids), 1) for ids in token_ids])
         order = np.argsort(lengths, kind="stable")
         start = 0
         while start < len(order):
-            end = start + int(np.searchsorted(lengths[order[start:]], lengths[order[start]] * GROUP_SPREAD, side="right"))
+            limit = lengths[order[start]] * self.group_spread if self.group_spread else np.inf
+            end = start + int(np.searchsorted(lengths[order[start:]], limit, side="right"))
             rows = order[start:end]
             outputs[rows] = self._single.run(padded(token_ids, rows, len(rows), step_multiple(int(lengths[rows[-1]]))))
             start = end
@@ -293,6 +297,9 @@ def check_fields(manifest: dict, path: Path) -> None:
     max_len = manifest.get("max_len")
     if not calibration.is_number(max_len) or not isinstance(max_len, int) or not 1 <= max_len <= MAX_LEN:
         raise ModelError(f"{path}: max_len {max_len!r} is invalid: it must be a whole number in [1, {MAX_LEN}]")
+    spread = manifest.get("group_spread", GROUP_SPREAD)
+    if spread is not None and not (calibration.is_number(spread) and 1 <= spread <= 1e6):
+        raise ModelError(f"{path}: group_spread {spread!r} is invalid: it must be null or a number in [1, 1000000]")
     if manifest.get("truncate") not in TRUNCATIONS:
         raise ModelError(f"{path}: truncate {manifest.get('truncate')!r} is invalid: it must be {' or '.join(TRUNCATIONS)}")
 
@@ -325,7 +332,8 @@ def load_classifier(directory: Path) -> LiteRTClassifier:
     if not model and wide is None:
         raise ModelError(f"cannot load LiteRT model {directory}: it has neither a recurrent nor a wide branch")
     single = manifest.get("single")  # twins made before it have none: every call goes through the batched model
-    return LiteRTClassifier(directory / model if model else None, tokenizer, wide, directory / single if model and single else None)
+    return LiteRTClassifier(directory / model if model else None, tokenizer, wide, directory / single if model and single else None,
+                            manifest.get("group_spread", GROUP_SPREAD))
 
 
 def load_word_ids(path: Path) -> fast_tokenizer.WordIds:

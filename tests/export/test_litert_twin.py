@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from sentiment import artifacts
-from sentiment.config import make_config
+from sentiment.config import Config, make_config
 from sentiment.errors import ModelError
 from sentiment.export import litert_twin, savedmodel
 
@@ -25,10 +25,21 @@ def test_export_carries_a_checked_litert_twin(run_dir, tmp_path):
     assert set(manifest["files"]) == {"classifier.tflite", "vocabulary.txt"}
     # An LSTM: rebuilt in plain TensorFlow, linear in the length, one model for any number of rows.
     assert manifest["branch"] == litert_twin.PLAIN_LOOP and manifest["single"] == manifest["model"] == "classifier.tflite"
+    config = Config.load(run_dir / "config.json")
+    classifier = keras.saving.load_model(run_dir / "model.keras").get_layer(config.model)
+    assert manifest["group_spread"] == (None if litert_twin.looks_up_words(classifier, config) else litert_engine.GROUP_SPREAD)
     assert manifest["check"]["reviews"] == litert_twin.PROBE_REVIEWS and manifest["check"]["max_abs_difference"] <= 1e-4
     assert not list((version / artifacts.LITERT_DIR).glob(".litert-*"))  # no staging dir left
     keras_probs = keras.saving.load_model(run_dir / "model.keras").predict(tf.constant(REVIEWS), verbose=0).reshape(-1)
     np.testing.assert_allclose(litert_engine.LiteRTPredictor(version).classifier.probabilities(REVIEWS), keras_probs, atol=1e-4)  # uncalibrated
+
+
+@pytest.mark.parametrize("model, units, looked_up", [("lstm", 2, True), ("lstm", 4, False), ("simple_rnn", 8, True), ("gru", 2, False)])
+def test_a_twin_groups_a_few_reviews_loosely_only_when_its_branch_looks_words_up(model, units, looked_up):
+    from sentiment import models
+
+    config = make_config(model, vocab_size=50, max_len=40, embedding_dim=8, units=units)
+    assert litert_twin.looks_up_words(models.build_model(config), config) is looked_up
 
 
 def test_export_goes_on_without_litert_when_conversion_fails(run_dir, tmp_path, monkeypatch, caplog):

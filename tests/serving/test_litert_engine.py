@@ -121,6 +121,22 @@ def test_the_single_review_path_gives_what_the_batched_path_gives(saved_model, n
     np.testing.assert_allclose(classifier.branch_outputs(token_ids), batched, atol=1e-6)  # whichever path a call of n takes
 
 
+def test_a_twin_without_a_group_spread_runs_a_few_reviews_as_one_call(saved_model):
+    """group_spread None (a branch cheap per row): up to SINGLE_MAX reviews of any lengths in one padded call; the same numbers."""
+    from conftest import make_reviews
+
+    assets = saved_model / "lstm" / "1" / artifacts.LITERT_DIR
+    grouped, together = litert_engine.load_classifier(assets), litert_engine.load_classifier(assets)
+    together.group_spread = None
+    token_ids = [grouped.tokenizer.encode(r).token_ids for r, _ in make_reviews(litert_engine.SINGLE_MAX, seed=4)]
+    assert len({len(ids) for ids in token_ids}) > 3  # lengths spread well beyond GROUP_SPREAD
+    calls = []
+    run = together._single.run
+    together._single.run = lambda ids: calls.append(ids.shape) or run(ids)
+    np.testing.assert_allclose(together.branch_outputs(token_ids), grouped.branch_outputs(token_ids), atol=1e-6)
+    assert len(calls) == 1 and calls[0][0] == len(token_ids)
+
+
 def test_the_fast_engine_gives_the_savedmodel_output_for_calls_of_any_size(saved_model):
     """The plain-loop twin (single-review and batched models) against the SavedModel's serving signature, call sizes around both switches."""
     from conftest import make_reviews
@@ -327,6 +343,8 @@ def edit_manifest(version: Path, change) -> None:
     (lambda m: {**m, "max_len": -250}, "max_len -250 is invalid"),
     (lambda m: {**m, "max_len": 10**12}, "max_len 1000000000000 is invalid"),
     (lambda m: {**m, "truncate": "middle"}, "truncate 'middle' is invalid"),
+    (lambda m: {**m, "group_spread": 0.5}, "group_spread 0.5 is invalid"),
+    (lambda m: {**m, "group_spread": "all"}, "group_spread 'all' is invalid"),
     (lambda m: {**m, "truncate": "head"}, "disagree on which end"),
     (lambda m: [m], "must hold a JSON object, not list"),
 ])
