@@ -97,7 +97,7 @@ def wide_arrays(classifier: keras.Model) -> dict[str, np.ndarray]:
 def looks_up_words(classifier: keras.Model, config: Config) -> bool:
     """Return True if the plain branch of ``classifier`` looks its input products up per word (``plain_branch.word_tables``)."""
     weights = plain_branch.branch_weights(classifier, config)
-    return weights is not None and plain_branch.word_tables(weights) is not None
+    return weights is not None and plain_branch.looks_up_words(weights)
 
 
 def write_litert_files(

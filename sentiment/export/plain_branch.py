@@ -97,6 +97,11 @@ def readout_features(directions: list[tuple[tf.Tensor, ...]], readout: str) -> t
     return tf.concat(parts, axis=1)
 
 
+def looks_up_words(weights: BranchWeights) -> bool:
+    """Return True if every direction's gates × units are no wider than the word vectors: its input products are then looked up (word_tables)."""
+    return all(d.kernel.shape[1] <= weights.embeddings.shape[1] for d in weights.directions)
+
+
 def word_tables(weights: BranchWeights) -> list[np.ndarray] | None:
     """Return each direction's input product for every word, float32 [vocab, gates × units] (embedding · kernel + bias), or None
     when a direction's table would be wider than the embedding it replaces.
@@ -106,7 +111,7 @@ def word_tables(weights: BranchWeights) -> list[np.ndarray] | None:
     against 1.67–1.95 s multiplied, one review 1.06–2.00 ms against 1.40–2.43; at 64 units (tables twice as wide) a batch
     gained only ~20%, a single review lost, and the file grew fourfold.
     """
-    if any(d.kernel.shape[1] > weights.embeddings.shape[1] for d in weights.directions):
+    if not looks_up_words(weights):
         return None
     return [(weights.embeddings @ d.kernel + d.bias).astype(np.float32) for d in weights.directions]
 
